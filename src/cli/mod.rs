@@ -1,0 +1,129 @@
+//! The command line (SPEC §4): parsing and dispatch, one module per subcommand.
+//!
+//! Errors are reported here, at the edge, with their context; exit codes are 0 for success, 1
+//! for a failure, 2 for a usage error or a command this version does not offer yet.
+
+mod check_config;
+mod privacy_statement;
+mod serve;
+mod user;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+
+#[derive(Parser)]
+#[command(
+    name = "zaal",
+    version,
+    about = "Zaal: self-hosted, privacy-first video conferencing",
+    long_about = "Zaal: self-hosted, privacy-first video conferencing.\n\n\
+        Without a command, `zaal` runs the server (`zaal serve`)."
+)]
+struct Cli {
+    /// Configuration file (TOML, shaped like config/default.toml)
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default)
+    Serve,
+    /// Manage host accounts (the people who may create rooms)
+    User {
+        #[command(subcommand)]
+        action: user::UserAction,
+    },
+    /// Mint a signed join link (JWT) for a reservation system
+    Token {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        room: Option<String>,
+        #[arg(long)]
+        moderator: bool,
+        #[arg(long, default_value = "2h")]
+        ttl: String,
+    },
+    /// Apply log retention now
+    Purge {
+        /// Pretend it is this moment (RFC 3339), to verify retention
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Data-subject requests: find or erase every record about a person
+    Subject {
+        #[command(subcommand)]
+        action: SubjectAction,
+    },
+    /// Usage report: conferences, participants, durations, without identifiers
+    Report {
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
+    /// Print the privacy statement served at /privacy
+    PrivacyStatement {
+        #[arg(long, default_value = "en", value_parser = ["nl", "en"])]
+        lang: String,
+    },
+    /// Validate the configuration and print the effective values
+    CheckConfig,
+}
+
+#[derive(Subcommand)]
+enum SubjectAction {
+    /// Print every retained record about a display name or an IP address
+    Export(SubjectTarget),
+    /// Erase every retained record about a display name or an IP address
+    Erase(SubjectTarget),
+}
+
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct SubjectTarget {
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    ip: Option<String>,
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::CheckConfig = command {
+        return check_config::run(cli.config.as_deref());
+    }
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("zaal: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Serve => serve::run(settings),
+        Command::User { action } => user::run(&settings, action),
+        Command::PrivacyStatement { lang } => privacy_statement::run(&settings, &lang),
+        Command::CheckConfig => unreachable!("handled above"),
+        Command::Token { .. } => not_yet("token"),
+        Command::Purge { .. } => not_yet("purge"),
+        Command::Subject { .. } => not_yet("subject"),
+        Command::Report { .. } => not_yet("report"),
+    }
+}
+
+fn not_yet(command: &str) -> ExitCode {
+    eprintln!("zaal {command}: not available yet in this version of Zaal.");
+    ExitCode::from(2)
+}

@@ -1,0 +1,100 @@
+//! `zaal serve`: run the server until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+
+use crate::config::Settings;
+use crate::privacy::init_logging;
+use crate::privacy::pii::{PiiPolicy, install_policy};
+use crate::server::Server;
+use crate::store::Store;
+
+pub fn run(settings: Settings) -> ExitCode {
+    install_policy(PiiPolicy {
+        ip_mode: settings.privacy.ip_mode,
+        log_names: settings.privacy.log_names,
+    });
+    let _logs = match init_logging(&settings.logs_dir) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!(
+                "zaal: cannot write logs under {}: {e}",
+                settings.logs_dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("zaal")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("zaal: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let setup_ttl = settings.auth.setup_link_ttl;
+        let data_dir = settings.data_dir.clone();
+        let server = match Server::start(settings).await {
+            Ok(server) => server,
+            Err(e) => {
+                eprintln!("zaal: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!(
+            "Zaal listening on {} (media on udp {})",
+            server.public_url, server.media_addr
+        );
+        if let Err(e) = offer_setup_link(&data_dir, &server.public_url, setup_ttl) {
+            eprintln!("zaal: {e}");
+        }
+        wait_for_signal().await;
+        println!("Zaal is stopping.");
+        server.stop().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// On a first start (no host yet), prints the one-time link to create the first host.
+fn offer_setup_link(
+    data_dir: &std::path::Path,
+    public_url: &str,
+    ttl: std::time::Duration,
+) -> Result<(), crate::store::StoreError> {
+    let store = Store::open(data_dir)?;
+    if store.host_count()? > 0 {
+        return Ok(());
+    }
+    let token = store.create_setup_link(ttl)?;
+    println!(
+        "No host account exists yet. Within {}, open this one-time link to create the first host:\n  {public_url}/setup#token={token}\n(or run `zaal user add NAME`).",
+        humantime::format_duration(ttl)
+    );
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,492 @@
+//! Typed settings: loading, layering and validation.
+//!
+//! Owns the one place where configuration enters the process: the compiled-in defaults
+//! (`config/default.toml`), an optional file given with `--config`, and `ZAAL__SECTION__KEY`
+//! environment variables, in that order of precedence. Every value is checked here and every
+//! error names its key, so the rest of the program only ever sees valid [`Settings`]. It must
+//! never silently accept an unknown key or fall back to a default on a bad value.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The embedded defaults: the contract of every key.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Load(String),
+    #[error("unknown configuration key `{0}`")]
+    UnknownKey(String),
+    #[error("invalid value for `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// How client IP addresses are written to the streams that may hold them (SPEC P2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpMode {
+    Full,
+    Truncated,
+    None,
+}
+
+/// The configuration as written: strings where the file has strings, so that it can be printed
+/// back exactly as the operator would write it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    pub http: RawHttp,
+    pub media: RawMedia,
+    pub data: RawDir,
+    pub logs: RawDir,
+    pub privacy: RawPrivacy,
+    pub retention: RawRetention,
+    pub focus: RawFocus,
+    pub auth: RawAuth,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub listen: String,
+    pub public_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMedia {
+    pub udp_port: u16,
+    pub bind: String,
+    pub advertise_ips: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDir {
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivacy {
+    pub ip_mode: String,
+    pub log_names: bool,
+    pub controller: String,
+    pub contact_email: String,
+    pub dpo: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    pub access: String,
+    pub technical: String,
+    pub focus: String,
+    pub bridge: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFocus {
+    pub empty_grace: String,
+    pub max_participants: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub session_ttl: String,
+    pub setup_link_ttl: String,
+}
+
+/// Validated settings, as the rest of the program uses them.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub media: MediaSettings,
+    pub data_dir: PathBuf,
+    pub logs_dir: PathBuf,
+    pub privacy: PrivacySettings,
+    pub retention: RetentionSettings,
+    pub focus: FocusSettings,
+    pub auth: AuthSettings,
+    /// What the settings were made from, for `check-config`.
+    pub raw: RawSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    /// Without a trailing slash; `None` means "derive from the bound address".
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaSettings {
+    pub udp_port: u16,
+    pub bind: IpAddr,
+    /// Empty means "the addresses of the bound interface(s)".
+    pub advertise_ips: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PrivacySettings {
+    pub ip_mode: IpMode,
+    pub log_names: bool,
+    pub controller: String,
+    pub contact_email: String,
+    pub dpo: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionSettings {
+    pub access: Duration,
+    pub technical: Duration,
+    pub focus: Duration,
+    pub bridge: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FocusSettings {
+    pub empty_grace: Duration,
+    pub max_participants: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct AuthSettings {
+    pub session_ttl: Duration,
+    pub setup_link_ttl: Duration,
+}
+
+impl Settings {
+    /// Loads the layered configuration: defaults, then `file`, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, None)
+    }
+
+    /// As [`Settings::load`], with the environment given explicitly (`None`: the process's own).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: Option<BTreeMap<String, String>>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::Load(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(
+                config::File::from(path.to_path_buf()).format(config::FileFormat::Toml),
+            );
+        }
+        let mut environment = config::Environment::with_prefix("ZAAL")
+            .prefix_separator("__")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("media.advertise_ips")
+            .try_parsing(true);
+        if let Some(env) = env {
+            environment = environment.source(Some(env.into_iter().collect()));
+        }
+        let merged = builder
+            .add_source(environment)
+            .build()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        check_known_keys(&merged)?;
+        let raw: RawSettings = merged
+            .try_deserialize()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        Self::from_raw(raw)
+    }
+
+    /// Validates raw values into settings.
+    pub fn from_raw(raw: RawSettings) -> Result<Self, ConfigError> {
+        let listen = raw
+            .http
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| invalid("http.listen", "expected IP:port, e.g. 127.0.0.1:8080"))?;
+        let public_url = match raw.http.public_url.trim() {
+            "" => None,
+            url if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.trim_end_matches('/').to_string())
+            }
+            _ => {
+                return Err(invalid(
+                    "http.public_url",
+                    "expected an http:// or https:// address, or empty",
+                ));
+            }
+        };
+        let bind = raw
+            .media
+            .bind
+            .parse::<IpAddr>()
+            .map_err(|_| invalid("media.bind", "expected an IP address, e.g. 0.0.0.0"))?;
+        let mut advertise_ips = Vec::new();
+        for ip in &raw.media.advertise_ips {
+            let ip = ip.trim();
+            if ip.is_empty() {
+                continue;
+            }
+            let parsed = ip.parse::<IpAddr>().map_err(|_| {
+                invalid(
+                    "media.advertise_ips",
+                    format!("`{ip}` is not an IP address"),
+                )
+            })?;
+            if parsed.is_unspecified() {
+                return Err(invalid(
+                    "media.advertise_ips",
+                    format!("`{ip}` cannot be reached by a browser"),
+                ));
+            }
+            advertise_ips.push(parsed);
+        }
+        let ip_mode = match raw.privacy.ip_mode.as_str() {
+            "full" => IpMode::Full,
+            "truncated" => IpMode::Truncated,
+            "none" => IpMode::None,
+            other => {
+                return Err(invalid(
+                    "privacy.ip_mode",
+                    format!("`{other}`: expected full, truncated or none"),
+                ));
+            }
+        };
+        let data_dir = nonempty_dir("data.dir", &raw.data.dir)?;
+        let logs_dir = nonempty_dir("logs.dir", &raw.logs.dir)?;
+        let retention = RetentionSettings {
+            access: duration("retention.access", &raw.retention.access)?,
+            technical: duration("retention.technical", &raw.retention.technical)?,
+            focus: duration("retention.focus", &raw.retention.focus)?,
+            bridge: duration("retention.bridge", &raw.retention.bridge)?,
+        };
+        if raw.focus.max_participants < 2 {
+            return Err(invalid("focus.max_participants", "must be at least 2"));
+        }
+        let focus = FocusSettings {
+            empty_grace: duration_allow_zero("focus.empty_grace", &raw.focus.empty_grace)?,
+            max_participants: raw.focus.max_participants as usize,
+        };
+        let auth = AuthSettings {
+            session_ttl: duration("auth.session_ttl", &raw.auth.session_ttl)?,
+            setup_link_ttl: duration("auth.setup_link_ttl", &raw.auth.setup_link_ttl)?,
+        };
+        Ok(Settings {
+            http: HttpSettings { listen, public_url },
+            media: MediaSettings {
+                udp_port: raw.media.udp_port,
+                bind,
+                advertise_ips,
+            },
+            data_dir,
+            logs_dir,
+            privacy: PrivacySettings {
+                ip_mode,
+                log_names: raw.privacy.log_names,
+                controller: raw.privacy.controller.clone(),
+                contact_email: raw.privacy.contact_email.clone(),
+                dpo: raw.privacy.dpo.clone(),
+            },
+            retention,
+            focus,
+            auth,
+            raw,
+        })
+    }
+
+    /// The effective configuration in the same TOML shape as `config/default.toml`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(&self.raw).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+fn nonempty_dir(key: &'static str, value: &str) -> Result<PathBuf, ConfigError> {
+    if value.trim().is_empty() {
+        return Err(invalid(key, "must not be empty"));
+    }
+    Ok(PathBuf::from(value))
+}
+
+fn duration_allow_zero(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(value.trim()).map_err(|_| {
+        invalid(
+            key,
+            format!("`{value}` is not a duration; write e.g. 30s, 15m, 12h or 14d"),
+        )
+    })
+}
+
+fn duration(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let parsed = duration_allow_zero(key, value)?;
+    if parsed.is_zero() {
+        return Err(invalid(key, "must be longer than zero"));
+    }
+    Ok(parsed)
+}
+
+/// Every key of the merged configuration must be a key of the defaults.
+fn check_known_keys(merged: &config::Config) -> Result<(), ConfigError> {
+    let defaults: toml::Table = DEFAULT_TOML
+        .parse()
+        .expect("the embedded default configuration is valid TOML (checked by a unit test)");
+    let table = merged
+        .clone()
+        .try_deserialize::<BTreeMap<String, config::Value>>()
+        .map_err(|e| ConfigError::Load(e.to_string()))?;
+    for (section, value) in table {
+        let Some(known) = defaults.get(&section).and_then(|v| v.as_table()) else {
+            return Err(ConfigError::UnknownKey(section));
+        };
+        match value.into_table() {
+            Ok(keys) => {
+                if let Some(key) = keys.keys().find(|k| !known.contains_key(k.as_str())) {
+                    return Err(ConfigError::UnknownKey(format!("{section}.{key}")));
+                }
+            }
+            Err(_) => {
+                return Err(ConfigError::Invalid {
+                    key: "configuration",
+                    reason: format!("`{section}` must be a section, not a value"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::load_with_env(None, env(pairs))
+    }
+
+    #[test]
+    fn defaults_are_the_documented_contract() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.http.listen, "127.0.0.1:8080".parse::<SocketAddr>().unwrap());
+        assert_eq!(s.media.udp_port, 10000);
+        assert!(s.media.advertise_ips.is_empty());
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert_eq!(s.logs_dir, PathBuf::from("./logs"));
+        assert_eq!(s.privacy.ip_mode, IpMode::Full);
+        assert!(s.privacy.log_names);
+        assert_eq!(s.retention.access, Duration::from_secs(14 * 86400));
+        assert_eq!(s.retention.technical, Duration::from_secs(14 * 86400));
+        assert_eq!(s.retention.focus, Duration::from_secs(7 * 86400));
+        assert_eq!(s.retention.bridge, Duration::from_secs(86400));
+    }
+
+    #[test]
+    fn environment_overrides_with_lists() {
+        let s = load(&[
+            ("ZAAL__PRIVACY__IP_MODE", "none"),
+            ("ZAAL__RETENTION__FOCUS", "4d"),
+            ("ZAAL__MEDIA__ADVERTISE_IPS", "203.0.113.7,2001:db8::7"),
+            ("ZAAL__MEDIA__UDP_PORT", "10500"),
+            ("ZAAL__HTTP__LISTEN", "0.0.0.0:9000"),
+        ])
+        .unwrap();
+        assert_eq!(s.privacy.ip_mode, IpMode::None);
+        assert_eq!(s.retention.focus, Duration::from_secs(4 * 86400));
+        assert_eq!(
+            s.media.advertise_ips,
+            vec![
+                "203.0.113.7".parse::<IpAddr>().unwrap(),
+                "2001:db8::7".parse().unwrap()
+            ]
+        );
+        assert_eq!(s.media.udp_port, 10500);
+        assert_eq!(s.http.listen.port(), 9000);
+    }
+
+    #[test]
+    fn a_single_advertised_ip_is_a_list_too() {
+        let s = load(&[("ZAAL__MEDIA__ADVERTISE_IPS", "127.0.0.1")]).unwrap();
+        assert_eq!(s.media.advertise_ips, vec![IpAddr::from([127, 0, 0, 1])]);
+    }
+
+    #[test]
+    fn file_layer_sits_between_defaults_and_environment() {
+        let dir = std::env::temp_dir().join(format!("zaal-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("zaal.toml");
+        std::fs::write(
+            &path,
+            "[retention]\nbridge = \"12h\"\naccess = \"3d\"\n[privacy]\nlog_names = false\n",
+        )
+        .unwrap();
+        let s = Settings::load_with_env(Some(&path), env(&[("ZAAL__RETENTION__ACCESS", "2d")]))
+            .unwrap();
+        assert_eq!(s.retention.bridge, Duration::from_secs(12 * 3600));
+        assert_eq!(s.retention.access, Duration::from_secs(2 * 86400));
+        assert!(!s.privacy.log_names);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = load(&[("ZAAL__HTTP__LISTN", "0.0.0.0:1")]).unwrap_err();
+        assert_eq!(err.to_string(), "unknown configuration key `http.listn`");
+        let err = load(&[("ZAAL__NOPE__X", "1")]).unwrap_err();
+        assert_eq!(err.to_string(), "unknown configuration key `nope`");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("ZAAL__HTTP__LISTEN", "localhost", "http.listen"),
+            ("ZAAL__PRIVACY__IP_MODE", "partial", "privacy.ip_mode"),
+            ("ZAAL__RETENTION__BRIDGE", "soon", "retention.bridge"),
+            ("ZAAL__RETENTION__ACCESS", "0s", "retention.access"),
+            ("ZAAL__MEDIA__ADVERTISE_IPS", "1.2.3", "media.advertise_ips"),
+            ("ZAAL__MEDIA__UDP_PORT", "70000", "media.udp_port"),
+            ("ZAAL__HTTP__PUBLIC_URL", "meet.example.nl", "http.public_url"),
+            ("ZAAL__FOCUS__MAX_PARTICIPANTS", "1", "focus.max_participants"),
+        ];
+        for (var, value, key) in cases {
+            let err = load(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains(key), "{var}={value}: `{err}` should name {key}");
+        }
+    }
+
+    #[test]
+    fn printed_configuration_loads_back_identically() {
+        let s = load(&[("ZAAL__PRIVACY__IP_MODE", "truncated")]).unwrap();
+        let printed = s.to_toml();
+        let raw: RawSettings = toml::from_str(&printed).unwrap();
+        let again = Settings::from_raw(raw).unwrap();
+        assert_eq!(again.privacy.ip_mode, IpMode::Truncated);
+        assert_eq!(again.to_toml(), printed);
+    }
+}

@@ -1,0 +1,349 @@
+//! The conference focus: rooms, conferences, participants, and the media plan.
+//!
+//! Owns the rules of who is in which conference (random conference and participant
+//! identifiers, SPEC P6), the life of a conference (it starts with the first join to a room a
+//! host created and ends once the room has been empty for `focus.empty_grace`), and which media
+//! go to whom. Commands come from signalling; the media plan goes to the SFU; records go to the
+//! `focus` stream with identifiers, never names. It must never do socket I/O or look inside SDP.
+
+mod conference;
+mod ids;
+mod plan;
+mod room;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+pub use conference::{
+    EndReason, JoinError, JoinRequest, Joined, LeaveReason, ParticipantEvent, ParticipantInfo,
+};
+pub use ids::{ConferenceId, ParticipantId};
+pub use room::{MAX_ROOM_NAME, RoomName, RoomNameError};
+
+use crate::config::FocusSettings;
+use crate::privacy::FOCUS;
+use crate::sfu::{ClientSignal, SfuCommand, SfuEvent, SfuHandle};
+use crate::store::Store;
+use conference::{Conferences, Effect, FocusRecord};
+
+/// A participant session's inbox.
+pub type ParticipantSink = mpsc::UnboundedSender<ParticipantEvent>;
+
+enum FocusCommand {
+    Join {
+        request: JoinRequest,
+        events: ParticipantSink,
+        reply: oneshot::Sender<Result<Joined, JoinError>>,
+    },
+    Leave {
+        participant: ParticipantId,
+        reason: LeaveReason,
+    },
+    SetMute {
+        participant: ParticipantId,
+        audio_muted: bool,
+        video_muted: bool,
+    },
+    Signal {
+        participant: ParticipantId,
+        signal: ClientSignal,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
+    Stats {
+        reply: oneshot::Sender<FocusStats>,
+    },
+}
+
+/// Counts for health checks and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FocusStats {
+    pub conferences: usize,
+    pub participants: usize,
+}
+
+/// A handle to the focus; cheap to clone.
+#[derive(Clone)]
+pub struct Focus {
+    commands: mpsc::UnboundedSender<FocusCommand>,
+}
+
+impl Focus {
+    /// Starts the focus task.
+    pub fn start(
+        settings: FocusSettings,
+        store: Arc<Store>,
+        sfu: SfuHandle,
+        sfu_events: mpsc::UnboundedReceiver<SfuEvent>,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let actor = Actor {
+            state: Conferences::new(settings.empty_grace, settings.max_participants),
+            sinks: std::collections::HashMap::new(),
+            store,
+            sfu,
+        };
+        tokio::spawn(actor.run(rx, sfu_events));
+        Self { commands: tx }
+    }
+
+    /// Asks to join; `events` receives everything the participant must be told from now on.
+    pub async fn join(
+        &self,
+        request: JoinRequest,
+        events: ParticipantSink,
+    ) -> Result<Joined, JoinError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(FocusCommand::Join {
+                request,
+                events,
+                reply,
+            })
+            .map_err(|_| JoinError::Unavailable)?;
+        answer.await.unwrap_or(Err(JoinError::Unavailable))
+    }
+
+    pub fn leave(&self, participant: ParticipantId, reason: LeaveReason) {
+        let _ = self.commands.send(FocusCommand::Leave {
+            participant,
+            reason,
+        });
+    }
+
+    pub fn set_mute(&self, participant: ParticipantId, audio_muted: bool, video_muted: bool) {
+        let _ = self.commands.send(FocusCommand::SetMute {
+            participant,
+            audio_muted,
+            video_muted,
+        });
+    }
+
+    pub fn signal(&self, participant: ParticipantId, signal: ClientSignal) {
+        let _ = self
+            .commands
+            .send(FocusCommand::Signal {
+                participant,
+                signal,
+            });
+    }
+
+    pub async fn stats(&self) -> FocusStats {
+        let (reply, answer) = oneshot::channel();
+        if self.commands.send(FocusCommand::Stats { reply }).is_err() {
+            return FocusStats::default();
+        }
+        answer.await.unwrap_or_default()
+    }
+
+    /// Ends every conference (participants are told) and waits until that is done.
+    pub async fn shutdown(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.commands.send(FocusCommand::Shutdown { done }).is_ok() {
+            let _ = finished.await;
+        }
+    }
+}
+
+struct Actor {
+    state: Conferences,
+    sinks: std::collections::HashMap<ParticipantId, ParticipantSink>,
+    store: Arc<Store>,
+    sfu: SfuHandle,
+}
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<FocusCommand>,
+        mut sfu_events: mpsc::UnboundedReceiver<SfuEvent>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                Some(event) = sfu_events.recv() => match event {
+                    SfuEvent::PeerGone { participant } => {
+                        self.notify(&participant, ParticipantEvent::Ended(EndReason::MediaFailed));
+                        let effects =
+                            self.state
+                                .leave(Instant::now(), &participant, LeaveReason::MediaFailed);
+                        self.apply(effects);
+                    }
+                },
+                _ = tick.tick() => {
+                    let effects = self.state.tick(Instant::now());
+                    self.apply(effects);
+                }
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: FocusCommand) {
+        let now = Instant::now();
+        match command {
+            FocusCommand::Join {
+                request,
+                events,
+                reply,
+            } => {
+                let room_exists = self.state.is_running(&request.room)
+                    || match self.store.room_exists(&request.room) {
+                        Ok(exists) => exists,
+                        Err(e) => {
+                            warn!(error = %e, "cannot look up a room");
+                            let _ = reply.send(Err(JoinError::Unavailable));
+                            return;
+                        }
+                    };
+                let (result, effects) = self.state.join(now, request, room_exists);
+                if let Ok(joined) = &result {
+                    self.sinks.insert(joined.you.clone(), events);
+                }
+                // The reply goes first so that `joined` precedes anything about the others.
+                let _ = reply.send(result);
+                self.apply(effects);
+            }
+            FocusCommand::Leave {
+                participant,
+                reason,
+            } => {
+                let effects = self.state.leave(now, &participant, reason);
+                self.apply(effects);
+            }
+            FocusCommand::SetMute {
+                participant,
+                audio_muted,
+                video_muted,
+            } => {
+                let effects = self.state.set_mute(&participant, audio_muted, video_muted);
+                self.apply(effects);
+            }
+            FocusCommand::Signal {
+                participant,
+                signal,
+            } => {
+                let effects = self.state.signal(&participant, signal);
+                self.apply(effects);
+            }
+            FocusCommand::Shutdown { done } => {
+                let effects = self.state.shutdown(now);
+                self.apply(effects);
+                let _ = done.send(());
+            }
+            FocusCommand::Stats { reply } => {
+                let _ = reply.send(FocusStats {
+                    conferences: self.state.conference_count(),
+                    participants: self.state.participant_count(),
+                });
+            }
+        }
+    }
+
+    fn notify(&self, participant: &ParticipantId, event: ParticipantEvent) {
+        if let Some(sink) = self.sinks.get(participant) {
+            let _ = sink.send(event);
+        }
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Notify(participant, event) => self.notify(&participant, event),
+                Effect::StartMedia {
+                    conference,
+                    participant,
+                } => {
+                    let Some(sink) = self.sinks.get(&participant).cloned() else {
+                        continue;
+                    };
+                    self.sfu.send(SfuCommand::AddPeer {
+                        conference,
+                        participant,
+                        signals: Box::new(move |signal| {
+                            let _ = sink.send(ParticipantEvent::Media(signal));
+                        }),
+                    });
+                }
+                Effect::StopMedia { participant } => {
+                    self.sinks.remove(&participant);
+                    self.sfu.send(SfuCommand::RemovePeer { participant });
+                }
+                Effect::Plan {
+                    participant,
+                    publishers,
+                } => {
+                    self.sfu.send(SfuCommand::SetPlan {
+                        participant,
+                        publishers,
+                    });
+                }
+                Effect::Signal {
+                    participant,
+                    signal,
+                } => {
+                    self.sfu.send(SfuCommand::Signal {
+                        participant,
+                        signal,
+                    });
+                }
+                Effect::Log(record) => log_record(&record),
+            }
+        }
+    }
+}
+
+fn log_record(record: &FocusRecord) {
+    match record {
+        FocusRecord::ConferenceStarted { conference, room } => {
+            info!(target: FOCUS, event = "conference-started", %conference, %room);
+        }
+        FocusRecord::ParticipantJoined {
+            conference,
+            participant,
+        } => {
+            info!(target: FOCUS, event = "participant-joined", %conference, %participant);
+        }
+        FocusRecord::ParticipantLeft {
+            conference,
+            participant,
+            reason,
+            seconds,
+        } => {
+            info!(
+                target: FOCUS,
+                event = "participant-left",
+                %conference,
+                %participant,
+                reason = reason.as_str(),
+                seconds,
+            );
+        }
+        FocusRecord::ConferenceEnded {
+            conference,
+            room,
+            seconds,
+            peak_participants,
+        } => {
+            info!(
+                target: FOCUS,
+                event = "conference-ended",
+                %conference,
+                %room,
+                seconds,
+                peak_participants,
+            );
+        }
+        FocusRecord::JoinRefused { room, reason } => {
+            info!(target: FOCUS, event = "join-refused", %room, reason = %reason);
+        }
+    }
+}

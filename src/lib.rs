@@ -1,0 +1,23 @@
+//! Zaal: a self-hosted, privacy-first video-conferencing server.
+//!
+//! The map of the crate (SPEC §3): data flows signalling → focus → sfu, and every part logs
+//! through privacy.
+
+/// Typed settings: defaults, `--config` file, `ZAAL__SECTION__KEY` environment.
+pub mod config;
+/// The command line: one module per subcommand.
+pub mod cli;
+/// Rooms, conferences, participants and the media plan (no socket I/O).
+pub mod focus;
+/// Log streams, personal-data wrappers, the privacy statement.
+pub mod privacy;
+/// Assembles the parts into a running server.
+pub mod server;
+/// The media port: ICE-lite, DTLS-SRTP, RTP forwarding.
+pub mod sfu;
+/// HTTP: web client, API, WebSocket signalling.
+pub mod signalling;
+/// Aggregate counts: metrics and usage.
+pub mod stats;
+/// Durable state in SQLite: hosts, sessions, rooms.
+pub mod store;

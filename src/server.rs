@@ -1,0 +1,112 @@
+//! A running Zaal: the SFU thread, the focus task and the HTTP server, wired together.
+//!
+//! Used by `zaal serve`; the wiring lives here so that the parts stay ignorant of each other's
+//! construction. It must never contain protocol logic of its own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Settings;
+use crate::focus::Focus;
+use crate::sfu::{MediaConfig, Sfu};
+use crate::signalling::{AppState, router};
+use crate::store::Store;
+
+/// A started server.
+pub struct Server {
+    pub http_addr: SocketAddr,
+    /// The first address media is advertised on.
+    pub media_addr: SocketAddr,
+    pub public_url: String,
+    focus: Focus,
+    shutdown: watch::Sender<bool>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    _sfu: Sfu,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot start the media port: {0}")]
+    Media(std::io::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Http {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl Server {
+    pub async fn start(settings: Settings) -> Result<Self, StartError> {
+        let store = Arc::new(Store::open(&settings.data_dir)?);
+        let (sfu_events_tx, sfu_events_rx) = mpsc::unbounded_channel();
+        let sfu = Sfu::start(
+            MediaConfig {
+                bind: settings.media.bind,
+                port: settings.media.udp_port,
+                advertise_ips: settings.media.advertise_ips.clone(),
+            },
+            sfu_events_tx,
+        )
+        .map_err(StartError::Media)?;
+        let media_addr = sfu.candidates()[0];
+        let focus = Focus::start(settings.focus, store.clone(), sfu.handle(), sfu_events_rx);
+        let listener = TcpListener::bind(settings.http.listen)
+            .await
+            .map_err(|source| StartError::Http {
+                addr: settings.http.listen,
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| StartError::Http {
+            addr: settings.http.listen,
+            source,
+        })?;
+        let public_url = settings.http.public_url.clone().unwrap_or_else(|| {
+            let host = if http_addr.ip().is_unspecified() {
+                "localhost".to_string()
+            } else {
+                match http_addr {
+                    SocketAddr::V4(v4) => v4.ip().to_string(),
+                    SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+                }
+            };
+            format!("http://{host}:{}", http_addr.port())
+        });
+        let state = AppState {
+            store,
+            focus: focus.clone(),
+            settings: Arc::new(settings),
+            public_url: public_url.clone().into(),
+            sfu_counters: sfu.counters(),
+        };
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let (shutdown, mut stop) = watch::channel(false);
+        let http = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stopping| *stopping).await;
+                })
+                .await
+        });
+        Ok(Self {
+            http_addr,
+            media_addr,
+            public_url,
+            focus,
+            shutdown,
+            http,
+            _sfu: sfu,
+        })
+    }
+
+    /// Ends every conference (clients are told), then stops accepting requests.
+    pub async fn stop(self) {
+        self.focus.shutdown().await;
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.http).await;
+    }
+}

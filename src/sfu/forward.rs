@@ -1,0 +1,201 @@
+//! Rewriting a publisher's RTP header for one subscriber's connection.
+//!
+//! Each connection negotiates its own payload types and header-extension ids, and each outgoing
+//! track has its own SSRC, so a forwarded packet gets the subscriber's SSRC, the subscriber's
+//! payload type for the same codec, and only the header extensions that make sense end to end,
+//! renumbered. Hop-by-hop extensions (transport-wide sequence numbers, mid, rid) are dropped:
+//! they describe the publisher's connection, not the subscriber's. Pure and allocation-free on
+//! the per-packet path.
+
+use rtc::rtp;
+
+/// Header extensions that describe the media itself and so survive forwarding.
+pub const END_TO_END_EXTENSIONS: &[&str] = &[
+    "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+    "urn:3gpp:video-orientation",
+    "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay",
+];
+
+const NO_PAYLOAD_TYPE: u8 = 0xFF;
+
+/// A codec as negotiated on one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NegotiatedCodec {
+    pub payload_type: u8,
+    /// Lower case, e.g. `video/vp8`.
+    pub mime_type: String,
+    pub fmtp: String,
+}
+
+/// The per-subscriber rewrite of one forwarded stream.
+#[derive(Clone)]
+pub struct Rewrite {
+    ssrc: u32,
+    payload_types: [u8; 128],
+    extension_ids: [u8; 256],
+}
+
+impl std::fmt::Debug for Rewrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rewrite").field("ssrc", &self.ssrc).finish()
+    }
+}
+
+impl Rewrite {
+    /// Builds the rewrite from what the publisher's and the subscriber's connections negotiated.
+    /// `extensions` are `(id, uri)` pairs.
+    pub fn new(
+        ssrc: u32,
+        publisher_codecs: &[NegotiatedCodec],
+        subscriber_codecs: &[NegotiatedCodec],
+        publisher_extensions: &[(u8, String)],
+        subscriber_extensions: &[(u8, String)],
+    ) -> Self {
+        let mut rewrite = Self {
+            ssrc,
+            payload_types: [NO_PAYLOAD_TYPE; 128],
+            extension_ids: [0; 256],
+        };
+        for codec in publisher_codecs {
+            let same_mime = |c: &&NegotiatedCodec| c.mime_type == codec.mime_type;
+            let target = subscriber_codecs
+                .iter()
+                .filter(same_mime)
+                .find(|c| c.fmtp == codec.fmtp)
+                .or_else(|| subscriber_codecs.iter().find(same_mime));
+            if let Some(target) = target
+                && codec.payload_type < 128
+            {
+                rewrite.payload_types[codec.payload_type as usize] = target.payload_type;
+            }
+        }
+        for (id, uri) in publisher_extensions {
+            if !END_TO_END_EXTENSIONS.contains(&uri.as_str()) {
+                continue;
+            }
+            if let Some((target, _)) = subscriber_extensions.iter().find(|(_, u)| u == uri) {
+                rewrite.extension_ids[*id as usize] = *target;
+            }
+        }
+        rewrite
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// Rewrites `header` in place. Returns false when the subscriber cannot receive this
+    /// packet's payload type (the packet must then not be sent).
+    pub fn apply(&self, header: &mut rtp::header::Header) -> bool {
+        let pt = self
+            .payload_types
+            .get(header.payload_type as usize)
+            .copied()
+            .unwrap_or(NO_PAYLOAD_TYPE);
+        if pt == NO_PAYLOAD_TYPE {
+            return false;
+        }
+        header.payload_type = pt;
+        header.ssrc = self.ssrc;
+        header.extensions.retain_mut(|ext| {
+            let to = self.extension_ids[ext.id as usize];
+            ext.id = to;
+            to != 0
+        });
+        if header.extensions.is_empty() {
+            header.extension = false;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn codec(pt: u8, mime: &str, fmtp: &str) -> NegotiatedCodec {
+        NegotiatedCodec {
+            payload_type: pt,
+            mime_type: mime.into(),
+            fmtp: fmtp.into(),
+        }
+    }
+
+    fn header(pt: u8, exts: &[(u8, &'static [u8])]) -> rtp::header::Header {
+        rtp::header::Header {
+            version: 2,
+            payload_type: pt,
+            ssrc: 1111,
+            sequence_number: 7,
+            timestamp: 99,
+            extension: !exts.is_empty(),
+            extension_profile: 0xBEDE,
+            extensions: exts
+                .iter()
+                .map(|(id, p)| rtp::header::Extension {
+                    id: *id,
+                    payload: Bytes::from_static(p),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    const LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+    const TWCC: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+    #[test]
+    fn maps_payload_type_ssrc_and_extensions() {
+        let rewrite = Rewrite::new(
+            4242,
+            &[codec(111, "audio/opus", "minptime=10;useinbandfec=1")],
+            &[codec(109, "audio/opus", "minptime=10;useinbandfec=1")],
+            &[(1, LEVEL.into()), (3, TWCC.into())],
+            &[(5, LEVEL.into()), (2, TWCC.into())],
+        );
+        let mut h = header(111, &[(1, b"\x80"), (3, b"\x00\x01")]);
+        assert!(rewrite.apply(&mut h));
+        assert_eq!(h.payload_type, 109);
+        assert_eq!(h.ssrc, 4242);
+        assert_eq!(h.sequence_number, 7, "sequence numbers pass through");
+        assert_eq!(h.timestamp, 99);
+        assert_eq!(h.extensions.len(), 1, "transport-cc is hop-by-hop");
+        assert_eq!(h.extensions[0].id, 5);
+        assert!(h.extension);
+    }
+
+    #[test]
+    fn prefers_the_codec_with_the_same_parameters() {
+        let rewrite = Rewrite::new(
+            1,
+            &[codec(102, "video/h264", "profile-level-id=42e01f")],
+            &[
+                codec(100, "video/h264", "profile-level-id=640c1f"),
+                codec(106, "video/h264", "profile-level-id=42e01f"),
+            ],
+            &[],
+            &[],
+        );
+        let mut h = header(102, &[]);
+        assert!(rewrite.apply(&mut h));
+        assert_eq!(h.payload_type, 106);
+    }
+
+    #[test]
+    fn unknown_payload_types_are_not_forwarded() {
+        let rewrite = Rewrite::new(
+            1,
+            &[codec(96, "video/vp8", "")],
+            &[codec(96, "video/vp8", "")],
+            &[],
+            &[],
+        );
+        assert!(!rewrite.apply(&mut header(97, &[])));
+        assert!(!rewrite.apply(&mut header(127, &[])));
+        let mut h = header(96, &[(4, b"mid")]);
+        assert!(rewrite.apply(&mut h));
+        assert!(h.extensions.is_empty());
+        assert!(!h.extension);
+    }
+}

@@ -1,0 +1,221 @@
+//! The selective forwarding unit: every participant's audio and video, on one UDP port.
+//!
+//! Owns the media socket, one `rtc` peer connection per participant (ICE-lite, DTLS-SRTP
+//! terminated here and re-encrypted per receiver), RTP forwarding with per-receiver rewriting,
+//! keyframe relaying and the connections' renegotiation. It runs on a thread of its own and is
+//! driven by [`SfuCommand`]s: the focus decides who receives whom ([`SfuCommand::SetPlan`]), the
+//! SFU only carries it out. It must never decide who may see what, never log a name or an
+//! address, and never allocate, lock or log per forwarded packet in code of its own.
+
+mod demux;
+mod engine;
+mod forward;
+mod keyframe;
+mod peer;
+mod rtcp;
+mod socket;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::mpsc;
+
+use crate::focus::{ConferenceId, ParticipantId};
+
+pub use forward::{NegotiatedCodec, Rewrite};
+
+/// Where the media port listens and what it tells browsers.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    pub bind: IpAddr,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// The addresses put in ICE candidates; empty means the bound interface's addresses.
+    pub advertise_ips: Vec<IpAddr>,
+}
+
+/// A message from the SFU to one participant's client, carried by signalling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerSignal {
+    /// The server's answer to the client's publishing offer.
+    Answer(String),
+    /// A server-initiated offer (the set of received tracks changed).
+    Offer(String),
+    /// Negotiation could not proceed; the reason is for developers.
+    NegotiationFailed(String),
+}
+
+/// A trickled ICE candidate from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCandidate {
+    pub candidate: String,
+    pub sdp_mid: Option<String>,
+    pub sdp_mline_index: Option<u16>,
+}
+
+/// A message from one participant's client to the SFU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientSignal {
+    Offer(String),
+    Answer(String),
+    Candidate(ClientCandidate),
+}
+
+/// Where the SFU delivers a participant's [`PeerSignal`]s.
+pub type SignalSink = Box<dyn Fn(PeerSignal) + Send>;
+
+/// What the focus tells the SFU.
+pub enum SfuCommand {
+    /// Create the participant's peer connection; it waits for the client's publishing offer.
+    AddPeer {
+        conference: ConferenceId,
+        participant: ParticipantId,
+        signals: SignalSink,
+    },
+    /// Close the participant's connection and stop forwarding their media to anyone.
+    RemovePeer { participant: ParticipantId },
+    /// SDP or a candidate from the participant's client.
+    Signal {
+        participant: ParticipantId,
+        signal: ClientSignal,
+    },
+    /// The media plan for one receiver: whose audio and video it gets.
+    SetPlan {
+        participant: ParticipantId,
+        publishers: Vec<ParticipantId>,
+    },
+}
+
+/// What the SFU tells the focus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SfuEvent {
+    /// The participant's media connection failed or its ICE consent expired.
+    PeerGone { participant: ParticipantId },
+}
+
+/// Counters the SFU keeps for metrics and benchmarks; never per participant.
+#[derive(Debug, Default)]
+pub struct SfuCounters {
+    pub datagrams_in: AtomicU64,
+    pub datagrams_unrouted: AtomicU64,
+    pub rtp_in: AtomicU64,
+    pub rtp_forwarded: AtomicU64,
+    pub datagrams_out: AtomicU64,
+    pub send_errors: AtomicU64,
+    pub peers: AtomicU64,
+}
+
+impl SfuCounters {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// The running SFU: a handle for commands and what the socket is bound to.
+pub struct Sfu {
+    commands: mpsc::UnboundedSender<SfuCommand>,
+    local_addr: SocketAddr,
+    candidates: Vec<SocketAddr>,
+    counters: Arc<SfuCounters>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A cloneable way to send commands to the SFU.
+#[derive(Clone)]
+pub struct SfuHandle {
+    commands: mpsc::UnboundedSender<SfuCommand>,
+}
+
+impl SfuHandle {
+    /// Sends a command; false if the SFU has stopped.
+    pub fn send(&self, command: SfuCommand) -> bool {
+        self.commands.send(command).is_ok()
+    }
+}
+
+impl Sfu {
+    /// Binds the media port and starts the SFU thread.
+    pub fn start(
+        config: MediaConfig,
+        events: mpsc::UnboundedSender<SfuEvent>,
+    ) -> std::io::Result<Self> {
+        let socket = socket::bind(config.bind, config.port)?;
+        let local_addr = socket.local_addr()?;
+        let ips = if config.advertise_ips.is_empty() {
+            socket::interface_ips(config.bind)
+        } else {
+            config.advertise_ips.clone()
+        };
+        let candidates: Vec<SocketAddr> = ips
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, local_addr.port()))
+            .collect();
+        if candidates.is_empty() {
+            return Err(std::io::Error::other(
+                "no address to advertise for media: set media.advertise_ips",
+            ));
+        }
+        let counters = Arc::new(SfuCounters::default());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let thread = {
+            let candidates = candidates.clone();
+            let counters = counters.clone();
+            std::thread::Builder::new()
+                .name("zaal-sfu".into())
+                .spawn(move || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot start the media runtime");
+                            return;
+                        }
+                    };
+                    runtime.block_on(async move {
+                        match engine::Engine::new(socket, candidates, events, counters) {
+                            Ok(engine) => engine.run(rx).await,
+                            Err(e) => tracing::error!(error = %e, "cannot start the SFU"),
+                        }
+                    });
+                })?
+        };
+        Ok(Self {
+            commands: tx,
+            local_addr,
+            candidates,
+            counters,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn handle(&self) -> SfuHandle {
+        SfuHandle {
+            commands: self.commands.clone(),
+        }
+    }
+
+    /// The address the media socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The addresses put in ICE candidates.
+    pub fn candidates(&self) -> &[SocketAddr] {
+        &self.candidates
+    }
+
+    pub fn counters(&self) -> Arc<SfuCounters> {
+        self.counters.clone()
+    }
+}
+
+impl Drop for Sfu {
+    fn drop(&mut self) {
+        // Closing the command channel ends the engine's loop once every handle is gone; the
+        // thread is not joined here so that dropping never blocks an async context.
+        self.thread.take();
+    }
+}

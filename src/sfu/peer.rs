@@ -1,0 +1,256 @@
+//! One participant's peer connection: how it is built, and its negotiation state.
+//!
+//! The server is ICE-lite on the shared port with credentials of its own choosing (so the demux
+//! can find the connection by ufrag), answers DTLS as server (`setup:passive`, the faster
+//! handshake), offers AEAD-GCM SRTP first (cheaper per packet) with AES-CM as fallback, and
+//! negotiates Opus, VP8 and H.264. Negotiation follows docs/protocol.md: the client offers once
+//! to publish, then only the server offers, one offer at a time.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc::interceptor::{Registry, Slot};
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability,
+    RtpCodecKind,
+};
+use rtc::shared::error::Error as RtcError;
+
+use super::SignalSink;
+use super::rtcp::KeyframeRequestTap;
+use crate::focus::{ConferenceId, ParticipantId};
+
+/// ICE consent: a connection with no traffic for this long is "disconnected"…
+const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(4);
+/// …and this much later "failed", which removes the participant (SPEC: within 10 s).
+const ICE_FAILED_AFTER: Duration = Duration::from_secs(4);
+const ICE_KEEPALIVE: Duration = Duration::from_secs(2);
+
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+const SDES_MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+
+/// Where a connection is in the offer/answer exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Negotiation {
+    /// Created; the client's publishing offer has not arrived.
+    AwaitingClientOffer,
+    /// No offer outstanding.
+    Stable,
+    /// The server's offer is with the client; waiting for its answer.
+    AwaitingAnswer,
+}
+
+/// A track this peer receives from another participant.
+#[derive(Debug)]
+pub struct OutgoingTrack {
+    pub sender: RTCRtpSenderId,
+    pub track_id: String,
+    pub ssrc: u32,
+}
+
+/// Indexes into the engine's tables.
+pub type PeerKey = usize;
+pub type SourceKey = usize;
+
+pub struct Peer {
+    pub participant: ParticipantId,
+    pub conference: ConferenceId,
+    pub ufrag: String,
+    pub pc: RTCPeerConnection,
+    pub signals: SignalSink,
+    pub negotiation: Negotiation,
+    /// The set of outgoing tracks changed since the last offer.
+    pub needs_offer: bool,
+    /// Whose media this peer receives (the focus's plan).
+    pub plan: Vec<ParticipantId>,
+    /// The sources this peer publishes.
+    pub published: Vec<SourceKey>,
+    /// Inbound track id → the source it feeds.
+    pub track_sources: HashMap<String, SourceKey>,
+    /// Source → the track carrying it to this peer.
+    pub outgoing: HashMap<SourceKey, OutgoingTrack>,
+    /// Outbound track id → source, to route a keyframe request back to its publisher.
+    pub outgoing_by_track: HashMap<String, SourceKey>,
+    pub state: RTCPeerConnectionState,
+    /// When this peer's connection next needs `handle_timeout`.
+    pub deadline: Option<Instant>,
+    /// The local address the peer last reached us on, for replies from a wildcard bind.
+    pub local_ip: Option<std::net::IpAddr>,
+    pub next_track_number: u32,
+}
+
+fn random_string(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+fn video_feedback() -> Vec<RTCPFeedback> {
+    [("goog-remb", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli")]
+        .into_iter()
+        .map(|(typ, parameter)| RTCPFeedback {
+            typ: typ.into(),
+            parameter: parameter.into(),
+        })
+        .collect()
+}
+
+fn media_engine() -> Result<MediaEngine, RtcError> {
+    let mut engine = MediaEngine::default();
+    engine.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_OPUS.into(),
+                clock_rate: 48000,
+                channels: 2,
+                sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+                rtcp_feedback: vec![],
+            },
+            payload_type: 111,
+        },
+        RtpCodecKind::Audio,
+    )?;
+    let video = [
+        (MIME_TYPE_VP8, "", 96),
+        (
+            MIME_TYPE_H264,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+            102,
+        ),
+        (
+            MIME_TYPE_H264,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+            108,
+        ),
+    ];
+    for (mime, fmtp, pt) in video {
+        engine.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: mime.into(),
+                    clock_rate: 90000,
+                    channels: 0,
+                    sdp_fmtp_line: fmtp.into(),
+                    rtcp_feedback: video_feedback(),
+                },
+                payload_type: pt,
+            },
+            RtpCodecKind::Video,
+        )?;
+    }
+    for (uri, kind) in [
+        (AUDIO_LEVEL_URI, RtpCodecKind::Audio),
+        (SDES_MID_URI, RtpCodecKind::Audio),
+    ] {
+        engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability { uri: uri.into() },
+            kind,
+            None,
+        )?;
+    }
+    Ok(engine)
+}
+
+/// Builds a participant's server-side connection with its ICE candidates already added.
+pub fn build_connection(
+    now: Instant,
+    ufrag: &str,
+    candidates: &[SocketAddr],
+) -> Result<RTCPeerConnection, RtcError> {
+    let mut engine = media_engine()?;
+    let registry = register_default_interceptors(Registry::new(), &mut engine)?
+        .with(Slot::from(12_500), KeyframeRequestTap::default());
+    let settings = SettingEngineBuilder::new()
+        .with_lite(true)
+        .with_ice_credentials(ufrag.to_string(), random_string(32))
+        .with_answering_dtls_role(RTCDtlsRole::Server)
+        .with_srtp_protection_profiles(vec![
+            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+            SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+        ])
+        .with_ice_timeouts(
+            Some(ICE_DISCONNECTED_AFTER),
+            Some(ICE_FAILED_AFTER),
+            Some(ICE_KEEPALIVE),
+        )
+        .build();
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings)
+        .with_media_engine(engine)
+        .with_interceptor_registry(registry)
+        .build(now)?;
+    for addr in candidates {
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: addr.ip().to_string(),
+                port: addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()?;
+        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+    }
+    // The end-of-candidates marker: the server gathers nothing more.
+    pc.add_local_candidate(RTCIceCandidateInit::default())?;
+    Ok(pc)
+}
+
+impl Peer {
+    pub fn new(
+        now: Instant,
+        conference: ConferenceId,
+        participant: ParticipantId,
+        signals: SignalSink,
+        candidates: &[SocketAddr],
+        ufrag_taken: impl Fn(&str) -> bool,
+    ) -> Result<Self, RtcError> {
+        let ufrag = loop {
+            let candidate = random_string(16);
+            if !ufrag_taken(&candidate) {
+                break candidate;
+            }
+        };
+        let pc = build_connection(now, &ufrag, candidates)?;
+        Ok(Self {
+            participant,
+            conference,
+            ufrag,
+            pc,
+            signals,
+            negotiation: Negotiation::AwaitingClientOffer,
+            needs_offer: false,
+            plan: Vec::new(),
+            published: Vec::new(),
+            track_sources: HashMap::new(),
+            outgoing: HashMap::new(),
+            outgoing_by_track: HashMap::new(),
+            state: RTCPeerConnectionState::New,
+            deadline: Some(now),
+            local_ip: None,
+            next_track_number: 0,
+        })
+    }
+}

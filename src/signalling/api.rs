@@ -1,0 +1,238 @@
+//! The JSON API: host login and logout, first-host setup, and rooms.
+//!
+//! Errors are `{"error": {"code", "message"}}` with the matching HTTP status. Password checks
+//! (argon2, slow on purpose) run off the async executor. Nothing here logs a password, a token
+//! or a session id.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::auth::{Host, cleared_cookie, session_cookie, session_token};
+use crate::focus::RoomName;
+use crate::store::{HostName, MIN_PASSWORD_LEN, RoomCreated, StoreError};
+
+/// An API failure, as the client sees it.
+#[derive(Debug)]
+pub enum ApiError {
+    Unauthorized,
+    InvalidCredentials,
+    InvalidRoom(String),
+    RoomTaken,
+    NotFound(&'static str),
+    InvalidUsername,
+    PasswordTooShort,
+    SetupLinkInvalid,
+    Internal,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "log in as a host first".to_string(),
+            ),
+            ApiError::InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "invalid-credentials",
+                "wrong user name or password".to_string(),
+            ),
+            ApiError::InvalidRoom(reason) => (StatusCode::BAD_REQUEST, "invalid-room", reason),
+            ApiError::RoomTaken => (
+                StatusCode::CONFLICT,
+                "room-taken",
+                "another host already has a room with this name".to_string(),
+            ),
+            ApiError::NotFound(code) => (StatusCode::NOT_FOUND, code, "not found".to_string()),
+            ApiError::InvalidUsername => (
+                StatusCode::BAD_REQUEST,
+                "invalid-username",
+                "a user name is 1 to 32 characters from a-z, 0-9, '.', '_' and '-'".to_string(),
+            ),
+            ApiError::PasswordTooShort => (
+                StatusCode::BAD_REQUEST,
+                "password-too-short",
+                format!("a password has at least {MIN_PASSWORD_LEN} characters"),
+            ),
+            ApiError::SetupLinkInvalid => (
+                StatusCode::FORBIDDEN,
+                "setup-link-invalid",
+                "this setup link is wrong, used or expired".to_string(),
+            ),
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "something went wrong on the server".to_string(),
+            ),
+        };
+        (
+            status,
+            Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::PasswordTooShort => ApiError::PasswordTooShort,
+            other => {
+                tracing::error!(error = %other, "database failure");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+/// Runs a blocking store call off the executor.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(ApiError::from)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+fn logged_in(state: &AppState, host: &HostName, token: &str, status: StatusCode) -> Response {
+    let cookie = session_cookie(
+        token,
+        state.settings.auth.session_ttl.as_secs(),
+        state.secure_cookies(),
+    );
+    (
+        status,
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({"user": host.as_str()})),
+    )
+        .into_response()
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    Json(credentials): Json<Credentials>,
+) -> Result<Response, ApiError> {
+    let host = HostName::parse(&credentials.username).map_err(|_| ApiError::InvalidCredentials)?;
+    let store = state.store.clone();
+    let ttl = state.settings.auth.session_ttl;
+    let checked = host.clone();
+    let token = blocking(move || {
+        if store.check_password(&checked, &credentials.password)? {
+            store.create_session(&checked, ttl).map(Some)
+        } else {
+            Ok(None)
+        }
+    })
+    .await?
+    .ok_or(ApiError::InvalidCredentials)?;
+    Ok(logged_in(&state, &host, &token, StatusCode::OK))
+}
+
+pub async fn logout(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let (parts, _) = request.into_parts();
+    if let Some(token) = session_token(&parts) {
+        let store = state.store.clone();
+        let _ = blocking(move || store.end_session(&token)).await;
+    }
+    (
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, cleared_cookie(state.secure_cookies()))],
+    )
+        .into_response()
+}
+
+pub async fn me(Host(host): Host) -> Json<serde_json::Value> {
+    Json(json!({"user": host.as_str()}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupRequest {
+    token: String,
+    username: String,
+    password: String,
+}
+
+pub async fn setup(
+    State(state): State<AppState>,
+    Json(request): Json<SetupRequest>,
+) -> Result<Response, ApiError> {
+    let host = HostName::parse(&request.username).map_err(|_| ApiError::InvalidUsername)?;
+    if request.password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(ApiError::PasswordTooShort);
+    }
+    if request.token.len() > 128 {
+        return Err(ApiError::SetupLinkInvalid);
+    }
+    let store = state.store.clone();
+    let ttl = state.settings.auth.session_ttl;
+    let created = host.clone();
+    let token = blocking(move || {
+        if store.redeem_setup_link(&request.token, &created, &request.password)? {
+            store.create_session(&created, ttl).map(Some)
+        } else {
+            Ok(None)
+        }
+    })
+    .await?
+    .ok_or(ApiError::SetupLinkInvalid)?;
+    println!("The first host account was created through the setup link.");
+    Ok(logged_in(&state, &host, &token, StatusCode::CREATED))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRoom {
+    name: String,
+}
+
+pub async fn create_room(
+    State(state): State<AppState>,
+    Host(host): Host,
+    Json(request): Json<NewRoom>,
+) -> Result<Response, ApiError> {
+    let room =
+        RoomName::parse(&request.name).map_err(|e| ApiError::InvalidRoom(e.to_string()))?;
+    let store = state.store.clone();
+    let wanted = room.clone();
+    let outcome = blocking(move || store.create_room(&wanted, &host)).await?;
+    let status = match outcome {
+        RoomCreated::Created => StatusCode::CREATED,
+        RoomCreated::AlreadyYours => StatusCode::OK,
+        RoomCreated::TakenByOtherHost => return Err(ApiError::RoomTaken),
+    };
+    let url = format!("{}/{}", state.public_url, room);
+    Ok((status, Json(json!({"room": room.as_str(), "url": url}))).into_response())
+}
+
+pub async fn room_info(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let room = RoomName::parse(&room).map_err(|_| ApiError::NotFound("room-not-found"))?;
+    let store = state.store.clone();
+    let wanted = room.clone();
+    if blocking(move || store.room_exists(&wanted)).await? {
+        Ok(Json(json!({"room": room.as_str()})))
+    } else {
+        Err(ApiError::NotFound("room-not-found"))
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("not-found")
+}

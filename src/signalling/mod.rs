@@ -1,0 +1,142 @@
+//! Signalling: everything that reaches Zaal over HTTP.
+//!
+//! Owns the routes (web client, API, WebSocket, privacy statement, health), host login, the
+//! security headers every response carries, and the access log. Conference state lives in the
+//! focus; this module only validates requests and passes them on. It must never touch media
+//! packets, and never log a name, a token or an address outside the access stream.
+
+mod api;
+mod auth;
+mod pages;
+pub mod protocol;
+mod rate;
+mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{Request, State, WebSocketUpgrade};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tracing::info;
+
+use crate::config::Settings;
+use crate::focus::Focus;
+use crate::privacy::ACCESS;
+use crate::privacy::pii::ClientIp;
+use crate::sfu::SfuCounters;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub focus: Focus,
+    pub settings: Arc<Settings>,
+    /// The base URL participants use, without a trailing slash.
+    pub public_url: Arc<str>,
+    pub sfu_counters: Arc<SfuCounters>,
+}
+
+impl AppState {
+    /// Whether cookies must be `Secure` (the public address is HTTPS).
+    fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+/// The Content-Security-Policy of every page: nothing from another origin (SPEC P9).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; \
+    connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+    frame-ancestors 'none'; form-action 'self'";
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(pages::start_page))
+        .route("/setup", get(pages::setup_page))
+        .route("/privacy", get(pages::privacy_page))
+        .route("/healthz", get(pages::health))
+        .route("/metrics", get(pages::metrics))
+        .route("/assets/{*path}", get(pages::asset))
+        .route("/ws", get(websocket))
+        .route("/api/login", post(api::login))
+        .route("/api/logout", post(api::logout))
+        .route("/api/me", get(api::me))
+        .route("/api/setup", post(api::setup))
+        .route("/api/rooms", post(api::create_room))
+        .route("/api/rooms/{room}", get(api::room_info))
+        .route("/api/{*rest}", axum::routing::any(api::not_found))
+        .route("/{room}", get(pages::room_page))
+        .fallback(pages::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(access_log))
+        .with_state(state)
+}
+
+async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_frame_size(protocol::MAX_FRAME_BYTES)
+        .max_message_size(protocol::MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| ws::run_session(socket, state))
+}
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let set = |headers: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    set(headers, header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY);
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(headers, header::REFERRER_POLICY, "no-referrer");
+    set(headers, header::X_FRAME_OPTIONS, "DENY");
+    set(
+        headers,
+        HeaderName::from_static("permissions-policy"),
+        "camera=(self), microphone=(self), display-capture=(self), geolocation=(), \
+         interest-cohort=()",
+    );
+    set(
+        headers,
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    response
+}
+
+/// The `access` stream: one record per request, path without query or fragment.
+async fn access_log(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let method = request.method().clone();
+    let mut path = request.uri().path().to_string();
+    if path.len() > 256 {
+        let mut cut = 256;
+        while !path.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        path.truncate(cut);
+    }
+    let response = next.run(request).await;
+    let client_ip = client.map_or_else(|| "-".to_string(), |ip| ClientIp(ip).to_string());
+    info!(
+        target: ACCESS,
+        client_ip = %client_ip,
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+    );
+    response
+}
