@@ -394,7 +394,10 @@ mod tests {
     #[test]
     fn defaults_are_the_documented_contract() {
         let s = load(&[]).unwrap();
-        assert_eq!(s.http.listen, "127.0.0.1:8080".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            s.http.listen,
+            "127.0.0.1:8080".parse::<SocketAddr>().unwrap()
+        );
         assert_eq!(s.media.udp_port, 10000);
         assert!(s.media.advertise_ips.is_empty());
         assert_eq!(s.data_dir, PathBuf::from("./data"));
@@ -471,12 +474,23 @@ mod tests {
             ("ZAAL__RETENTION__ACCESS", "0s", "retention.access"),
             ("ZAAL__MEDIA__ADVERTISE_IPS", "1.2.3", "media.advertise_ips"),
             ("ZAAL__MEDIA__UDP_PORT", "70000", "media.udp_port"),
-            ("ZAAL__HTTP__PUBLIC_URL", "meet.example.nl", "http.public_url"),
-            ("ZAAL__FOCUS__MAX_PARTICIPANTS", "1", "focus.max_participants"),
+            (
+                "ZAAL__HTTP__PUBLIC_URL",
+                "meet.example.nl",
+                "http.public_url",
+            ),
+            (
+                "ZAAL__FOCUS__MAX_PARTICIPANTS",
+                "1",
+                "focus.max_participants",
+            ),
         ];
         for (var, value, key) in cases {
             let err = load(&[(var, value)]).unwrap_err().to_string();
-            assert!(err.contains(key), "{var}={value}: `{err}` should name {key}");
+            assert!(
+                err.contains(key),
+                "{var}={value}: `{err}` should name {key}"
+            );
         }
     }
 

@@ -3,10 +3,10 @@
 //! The map of the crate (SPEC §3): data flows signalling → focus → sfu, and every part logs
 //! through privacy.
 
-/// Typed settings: defaults, `--config` file, `ZAAL__SECTION__KEY` environment.
-pub mod config;
 /// The command line: one module per subcommand.
 pub mod cli;
+/// Typed settings: defaults, `--config` file, `ZAAL__SECTION__KEY` environment.
+pub mod config;
 /// Rooms, conferences, participants and the media plan (no socket I/O).
 pub mod focus;
 /// Log streams, personal-data wrappers, the privacy statement.
@@ -17,6 +17,8 @@ pub mod server;
 pub mod sfu;
 /// HTTP: web client, API, WebSocket signalling.
 pub mod signalling;
+/// Simulated participants (real WebRTC peers) for tests and the load tool.
+pub mod simulated;
 /// Aggregate counts: metrics and usage.
 pub mod stats;
 /// Durable state in SQLite: hosts, sessions, rooms.

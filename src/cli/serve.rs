@@ -2,6 +2,15 @@
 
 use std::process::ExitCode;
 
+/// Prints a line for the operator. A closed stdout (a supervisor that stopped reading) must
+/// never take the server down, so write errors are ignored.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 use crate::config::Settings;
 use crate::privacy::init_logging;
 use crate::privacy::pii::{PiiPolicy, install_policy};
@@ -44,15 +53,16 @@ pub fn run(settings: Settings) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        println!(
+        say!(
             "Zaal listening on {} (media on udp {})",
-            server.public_url, server.media_addr
+            server.public_url,
+            server.media_addr
         );
         if let Err(e) = offer_setup_link(&data_dir, &server.public_url, setup_ttl) {
             eprintln!("zaal: {e}");
         }
         wait_for_signal().await;
-        println!("Zaal is stopping.");
+        say!("Zaal is stopping.");
         server.stop().await;
         ExitCode::SUCCESS
     })
@@ -69,7 +79,7 @@ fn offer_setup_link(
         return Ok(());
     }
     let token = store.create_setup_link(ttl)?;
-    println!(
+    say!(
         "No host account exists yet. Within {}, open this one-time link to create the first host:\n  {public_url}/setup#token={token}\n(or run `zaal user add NAME`).",
         humantime::format_duration(ttl)
     );

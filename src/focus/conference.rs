@@ -461,15 +461,14 @@ mod tests {
         let mut c = Conferences::new(Duration::from_secs(30), 10);
         let (alice, effects) = joined(c.join(now, request("klas", "Alice"), true));
         assert!(alice.participants.is_empty());
-        assert!(effects.iter().any(|e| matches!(
-            e,
-            Effect::Log(FocusRecord::ConferenceStarted { .. })
-        )));
         assert!(
             effects
                 .iter()
-                .any(|e| matches!(e, Effect::StartMedia { participant, .. } if *participant == alice.you))
+                .any(|e| matches!(e, Effect::Log(FocusRecord::ConferenceStarted { .. })))
         );
+        assert!(effects.iter().any(
+            |e| matches!(e, Effect::StartMedia { participant, .. } if *participant == alice.you)
+        ));
         let (bob, effects) = joined(c.join(now, request("klas", "Bob"), true));
         assert_eq!(bob.conference, alice.conference, "same conference");
         assert_ne!(bob.you, alice.you);
@@ -503,9 +502,16 @@ mod tests {
         assert_eq!(plan_of(&effects, &a.you), Some(vec![cc.you.clone()]));
         assert!(effects.iter().any(|e| matches!(
             e,
-            Effect::Log(FocusRecord::ParticipantLeft { seconds: 90, reason: LeaveReason::Left, .. })
+            Effect::Log(FocusRecord::ParticipantLeft {
+                seconds: 90,
+                reason: LeaveReason::Left,
+                ..
+            })
         )));
-        assert!(c.leave(now, &b.you, LeaveReason::Left).is_empty(), "only once");
+        assert!(
+            c.leave(now, &b.you, LeaveReason::Left).is_empty(),
+            "only once"
+        );
     }
 
     #[test]
@@ -523,7 +529,11 @@ mod tests {
         let effects = c.tick(t0 + Duration::from_secs(50));
         assert!(matches!(
             &effects[..],
-            [Effect::Log(FocusRecord::ConferenceEnded { peak_participants: 1, seconds: 50, .. })]
+            [Effect::Log(FocusRecord::ConferenceEnded {
+                peak_participants: 1,
+                seconds: 50,
+                ..
+            })]
         ));
         assert!(!c.is_running(&RoomName::parse("klas").unwrap()));
         // A later join starts a new conference with a new identifier.
@@ -558,7 +568,10 @@ mod tests {
             }]
         );
         assert!(notified(&effects, &a.you).is_empty());
-        assert!(c.set_mute(&a.you, true, false).is_empty(), "no change, no news");
+        assert!(
+            c.set_mute(&a.you, true, false).is_empty(),
+            "no change, no news"
+        );
     }
 
     #[test]
@@ -578,7 +591,8 @@ mod tests {
         let (a, _) = joined(c.join(now, request("klas", "A"), true));
         let effects = c.shutdown(now);
         assert!(
-            notified(&effects, &a.you).contains(&ParticipantEvent::Ended(EndReason::ServerShutdown))
+            notified(&effects, &a.you)
+                .contains(&ParticipantEvent::Ended(EndReason::ServerShutdown))
         );
         assert_eq!(c.conference_count(), 0);
     }

@@ -124,12 +124,10 @@ impl Focus {
     }
 
     pub fn signal(&self, participant: ParticipantId, signal: ClientSignal) {
-        let _ = self
-            .commands
-            .send(FocusCommand::Signal {
-                participant,
-                signal,
-            });
+        let _ = self.commands.send(FocusCommand::Signal {
+            participant,
+            signal,
+        });
     }
 
     pub async fn stats(&self) -> FocusStats {

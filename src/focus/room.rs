@@ -21,7 +21,9 @@ pub struct RoomName(String);
 pub enum RoomNameError {
     #[error("a room name is 1 to 64 characters long")]
     Length,
-    #[error("a room name has only letters a-z, digits, '-' and '_', and starts with a letter or digit")]
+    #[error(
+        "a room name has only letters a-z, digits, '-' and '_', and starts with a letter or digit"
+    )]
     Characters,
     #[error("this name is reserved by the server")]
     Reserved,
@@ -83,7 +85,11 @@ mod tests {
         assert_eq!(RoomName::parse(""), Err(RoomNameError::Length));
         assert_eq!(RoomName::parse(&"a".repeat(65)), Err(RoomNameError::Length));
         for bad in ["-x", "_x", "a b", "a/b", "a.b", "é", "a%20", "../etc"] {
-            assert_eq!(RoomName::parse(bad), Err(RoomNameError::Characters), "{bad}");
+            assert_eq!(
+                RoomName::parse(bad),
+                Err(RoomNameError::Characters),
+                "{bad}"
+            );
         }
         for reserved in ["api", "WS", "assets", "privacy"] {
             assert_eq!(RoomName::parse(reserved), Err(RoomNameError::Reserved));

@@ -154,7 +154,10 @@ mod tests {
         let v6: IpAddr = "2001:db8:1234:5678::9".parse().unwrap();
         assert_eq!(mask_ip(v4, IpMode::Full), Some(v4));
         assert_eq!(mask_ip(v4, IpMode::Truncated), "192.0.2.0".parse().ok());
-        assert_eq!(mask_ip(v6, IpMode::Truncated), "2001:db8:1234::".parse().ok());
+        assert_eq!(
+            mask_ip(v6, IpMode::Truncated),
+            "2001:db8:1234::".parse().ok()
+        );
         assert_eq!(mask_ip(v4, IpMode::None), None);
         let mapped: IpAddr = "::ffff:192.0.2.77".parse().unwrap();
         assert_eq!(mask_ip(mapped, IpMode::Full), Some(v4));

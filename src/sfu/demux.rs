@@ -18,9 +18,7 @@ const MAX_ADDRESSES_PER_PEER: usize = 4;
 
 /// Whether a datagram is STUN (RFC 7983: first byte 0–3, and the magic cookie).
 pub fn is_stun(datagram: &[u8]) -> bool {
-    datagram.len() >= STUN_HEADER_LEN
-        && datagram[0] < 4
-        && datagram[4..8] == STUN_MAGIC_COOKIE
+    datagram.len() >= STUN_HEADER_LEN && datagram[0] < 4 && datagram[4..8] == STUN_MAGIC_COOKIE
 }
 
 /// The server-side ufrag a STUN message is addressed to: the part of USERNAME before the colon.

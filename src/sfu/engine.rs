@@ -439,11 +439,11 @@ impl Core {
                 let Some(peer) = self.peers.get_mut(key) else {
                     return;
                 };
-                let source = peer
-                    .published
-                    .iter()
-                    .copied()
-                    .find(|s| self.sources.get(*s).is_some_and(|s| s.receiver == init.receiver_id));
+                let source = peer.published.iter().copied().find(|s| {
+                    self.sources
+                        .get(*s)
+                        .is_some_and(|s| s.receiver == init.receiver_id)
+                });
                 if let Some(source) = source {
                     peer.track_sources.insert(init.track_id, source);
                     if let Some(s) = self.sources.get_mut(source) {
@@ -602,7 +602,10 @@ impl Core {
             let answer = peer.pc.create_answer(None)?;
             peer.pc.set_local_description(now, answer)?;
             Ok::<_, rtc::shared::error::Error>(
-                peer.pc.local_description().map(|d| d.sdp).unwrap_or_default(),
+                peer.pc
+                    .local_description()
+                    .map(|d| d.sdp)
+                    .unwrap_or_default(),
             )
         })();
         match answer {
@@ -705,10 +708,11 @@ impl Core {
                 continue;
             };
             if !receives
-                || peer
-                    .published
-                    .iter()
-                    .any(|s| self.sources.get(*s).is_some_and(|s| s.receiver == receiver_id))
+                || peer.published.iter().any(|s| {
+                    self.sources
+                        .get(*s)
+                        .is_some_and(|s| s.receiver == receiver_id)
+                })
             {
                 continue;
             }
@@ -780,7 +784,8 @@ impl Core {
     }
 
     fn subscribe(&mut self, key: PeerKey, source_key: SourceKey) -> bool {
-        let (Some(peer), Some(source)) = (self.peers.get_mut(key), self.sources.get_mut(source_key))
+        let (Some(peer), Some(source)) =
+            (self.peers.get_mut(key), self.sources.get_mut(source_key))
         else {
             return false;
         };
@@ -870,7 +875,10 @@ impl Core {
             let offer = peer.pc.create_offer(None)?;
             peer.pc.set_local_description(now, offer)?;
             Ok::<_, rtc::shared::error::Error>(
-                peer.pc.local_description().map(|d| d.sdp).unwrap_or_default(),
+                peer.pc
+                    .local_description()
+                    .map(|d| d.sdp)
+                    .unwrap_or_default(),
             )
         })();
         match offer {

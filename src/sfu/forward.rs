@@ -104,6 +104,12 @@ impl Rewrite {
         });
         if header.extensions.is_empty() {
             header.extension = false;
+            header.extensions_padding = 0;
+        } else {
+            // Marshalling sizes the packet with this padding: it must match what is left, or
+            // the packet grows by stale padding bytes that receivers read as payload.
+            let used = header.get_extension_payload_len();
+            header.extensions_padding = (4 - used % 4) % 4;
         }
         true
     }
@@ -163,6 +169,40 @@ mod tests {
         assert_eq!(h.extensions.len(), 1, "transport-cc is hop-by-hop");
         assert_eq!(h.extensions[0].id, 5);
         assert!(h.extension);
+    }
+
+    #[test]
+    fn removing_extensions_keeps_the_packet_size_exact() {
+        use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
+        let rewrite = Rewrite::new(
+            9,
+            &[codec(111, "audio/opus", "")],
+            &[codec(111, "audio/opus", "")],
+            &[(1, LEVEL.into()), (3, TWCC.into())],
+            &[(1, LEVEL.into())],
+        );
+        // As a browser sends it: transport-cc (2 bytes) and audio level (1 byte), padded.
+        for wire_exts in [vec![(3u8, 2usize), (1, 1)], vec![(3, 2), (4, 1), (1, 1)]] {
+            let mut raw = vec![0x90, 111, 0, 1, 0, 0, 0, 1, 0, 0, 0, 5, 0xBE, 0xDE];
+            let mut block = Vec::new();
+            for (id, len) in &wire_exts {
+                block.push((id << 4) | (*len as u8 - 1));
+                block.extend(std::iter::repeat_n(0x11, *len));
+            }
+            while block.len() % 4 != 0 {
+                block.push(0);
+            }
+            raw.extend_from_slice(&((block.len() / 4) as u16).to_be_bytes());
+            raw.extend_from_slice(&block);
+            raw.extend_from_slice(&[0xF8, 0xFF, 0xFE]);
+            let mut packet = rtp::Packet::unmarshal(&mut raw.as_slice()).unwrap();
+            assert!(rewrite.apply(&mut packet.header));
+            let bytes = packet.marshal().unwrap();
+            assert_eq!(bytes.len(), packet.marshal_size());
+            let again = rtp::Packet::unmarshal(&mut &bytes[..]).unwrap();
+            assert_eq!(&again.payload[..], &[0xF8, 0xFF, 0xFE], "payload intact");
+            assert_eq!(again.header.extensions.len(), 1);
+        }
     }
 
     #[test]

@@ -27,8 +27,7 @@ use rtc::peer_connection::transport::{
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability,
-    RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::shared::error::Error as RtcError;
 
@@ -37,9 +36,9 @@ use super::rtcp::KeyframeRequestTap;
 use crate::focus::{ConferenceId, ParticipantId};
 
 /// ICE consent: a connection with no traffic for this long is "disconnected"…
-const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(4);
+const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(3);
 /// …and this much later "failed", which removes the participant (SPEC: within 10 s).
-const ICE_FAILED_AFTER: Duration = Duration::from_secs(4);
+const ICE_FAILED_AFTER: Duration = Duration::from_secs(3);
 const ICE_KEEPALIVE: Duration = Duration::from_secs(2);
 
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
@@ -104,13 +103,18 @@ fn random_string(len: usize) -> String {
 }
 
 fn video_feedback() -> Vec<RTCPFeedback> {
-    [("goog-remb", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli")]
-        .into_iter()
-        .map(|(typ, parameter)| RTCPFeedback {
-            typ: typ.into(),
-            parameter: parameter.into(),
-        })
-        .collect()
+    [
+        ("goog-remb", ""),
+        ("ccm", "fir"),
+        ("nack", ""),
+        ("nack", "pli"),
+    ]
+    .into_iter()
+    .map(|(typ, parameter)| RTCPFeedback {
+        typ: typ.into(),
+        parameter: parameter.into(),
+    })
+    .collect()
 }
 
 fn media_engine() -> Result<MediaEngine, RtcError> {

@@ -26,9 +26,9 @@ pub fn bind(ip: IpAddr, port: u16) -> io::Result<std::net::UdpSocket> {
         socket.set_only_v6(false)?;
     }
     socket.set_nonblocking(true)?;
-    socket.bind(&addr.into()).map_err(|e| {
-        io::Error::new(e.kind(), format!("cannot bind the media port {addr}: {e}"))
-    })?;
+    socket
+        .bind(&addr.into())
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind the media port {addr}: {e}")))?;
     Ok(socket.into())
 }
 

@@ -190,7 +190,6 @@ pub async fn setup(
     })
     .await?
     .ok_or(ApiError::SetupLinkInvalid)?;
-    println!("The first host account was created through the setup link.");
     Ok(logged_in(&state, &host, &token, StatusCode::CREATED))
 }
 
@@ -205,8 +204,7 @@ pub async fn create_room(
     Host(host): Host,
     Json(request): Json<NewRoom>,
 ) -> Result<Response, ApiError> {
-    let room =
-        RoomName::parse(&request.name).map_err(|e| ApiError::InvalidRoom(e.to_string()))?;
+    let room = RoomName::parse(&request.name).map_err(|e| ApiError::InvalidRoom(e.to_string()))?;
     let store = state.store.clone();
     let wanted = room.clone();
     let outcome = blocking(move || store.create_room(&wanted, &host)).await?;

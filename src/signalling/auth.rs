@@ -71,7 +71,11 @@ mod tests {
             .unwrap();
         let (parts, _) = request.into_parts();
         assert_eq!(session_token(&parts).as_deref(), Some("tok123"));
-        let none = axum::http::Request::builder().body(()).unwrap().into_parts().0;
+        let none = axum::http::Request::builder()
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
         assert_eq!(session_token(&none), None);
     }
 

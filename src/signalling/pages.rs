@@ -81,7 +81,10 @@ pub async fn room_page(Path(room): Path<String>, headers: HeaderMap) -> Response
 }
 
 pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
-    if path.split('/').any(|segment| segment == ".." || segment.is_empty()) {
+    if path
+        .split('/')
+        .any(|segment| segment == ".." || segment.is_empty())
+    {
         return not_found_response();
     }
     embedded(&format!("assets/{path}"), &headers)

@@ -240,7 +240,9 @@ pub fn display_name(input: &str) -> Result<DisplayName, ProtocolError> {
     if count == 0 || count > MAX_NAME_CHARS || name.chars().any(char::is_control) {
         return Err(ProtocolError::new(
             ErrorCode::InvalidName,
-            format!("a display name has 1 to {MAX_NAME_CHARS} characters and no control characters"),
+            format!(
+                "a display name has 1 to {MAX_NAME_CHARS} characters and no control characters"
+            ),
         ));
     }
     Ok(DisplayName::new(name.to_string()))
@@ -359,7 +361,10 @@ mod tests {
             "unknown fields are errors"
         );
         assert_eq!(code(r#"{"type":"offer","sdp":5}"#), ErrorCode::BadMessage);
-        assert_eq!(code(r#"{"type":"offer","sdp":"hello"}"#), ErrorCode::BadMessage);
+        assert_eq!(
+            code(r#"{"type":"offer","sdp":"hello"}"#),
+            ErrorCode::BadMessage
+        );
         assert_eq!(
             code(r#"{"type":"mute","audioMuted":"yes","videoMuted":false}"#),
             ErrorCode::BadMessage
@@ -407,7 +412,10 @@ mod tests {
             "x".repeat(MAX_MESSAGE_BYTES)
         );
         assert_eq!(code(&big), ErrorCode::TooLarge);
-        let big_sdp = format!(r#"{{"type":"offer","sdp":"v=0{}"}}"#, "x".repeat(MAX_SDP_BYTES));
+        let big_sdp = format!(
+            r#"{{"type":"offer","sdp":"v=0{}"}}"#,
+            "x".repeat(MAX_SDP_BYTES)
+        );
         assert_eq!(code(&big_sdp), ErrorCode::TooLarge);
         let big_candidate = format!(
             r#"{{"type":"candidate","candidate":"{}"}}"#,
@@ -452,8 +460,15 @@ mod tests {
     #[test]
     fn arbitrary_input_never_panics() {
         let samples = [
-            "", "{", "null", "1", "\"x\"", "{\"type\":null}", "{\"type\":\"join\"}",
-            "{\"type\":\"join\",\"version\":-1}", "{\"type\":\"leave\",\"x\":[]}",
+            "",
+            "{",
+            "null",
+            "1",
+            "\"x\"",
+            "{\"type\":null}",
+            "{\"type\":\"join\"}",
+            "{\"type\":\"join\",\"version\":-1}",
+            "{\"type\":\"leave\",\"x\":[]}",
             "{\"type\":\"candidate\",\"candidate\":\"a\\r\\nb\"}",
         ];
         for s in samples {

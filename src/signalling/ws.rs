@@ -59,8 +59,11 @@ pub async fn run_session(socket: WebSocket, state: AppState) {
                 JoinError::ConferenceFull => ErrorCode::ConferenceFull,
                 JoinError::Unavailable => ErrorCode::ServerShuttingDown,
             };
-            let _ = send(&mut sink, &Outbound::error(&ProtocolError::new(code, e.to_string())))
-                .await;
+            let _ = send(
+                &mut sink,
+                &Outbound::error(&ProtocolError::new(code, e.to_string())),
+            )
+            .await;
             close(&mut sink, CLOSE_NORMAL).await;
             return;
         }
@@ -70,7 +73,11 @@ pub async fn run_session(socket: WebSocket, state: AppState) {
         version: PROTOCOL_VERSION,
         conference: joined.conference.to_string(),
         you: joined.you.to_string(),
-        participants: joined.participants.iter().map(ParticipantView::from).collect(),
+        participants: joined
+            .participants
+            .iter()
+            .map(ParticipantView::from)
+            .collect(),
     };
     let outcome = if send(&mut sink, &welcome).await {
         in_conference(&state, &me, &mut sink, &mut stream, events_rx, &mut limiter).await

@@ -27,7 +27,11 @@ impl HostName {
             && name
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
-        if ok { Ok(Self(name)) } else { Err(HostNameError) }
+        if ok {
+            Ok(Self(name))
+        } else {
+            Err(HostNameError)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -178,7 +182,10 @@ mod tests {
 
     #[test]
     fn host_names() {
-        assert_eq!(HostName::parse(" Teacher.1 ").unwrap().as_str(), "teacher.1");
+        assert_eq!(
+            HostName::parse(" Teacher.1 ").unwrap().as_str(),
+            "teacher.1"
+        );
         assert!(HostName::parse("").is_err());
         assert!(HostName::parse("a b").is_err());
         assert!(HostName::parse(&"x".repeat(33)).is_err());
@@ -197,12 +204,24 @@ mod tests {
             store.add_host(&name, "another password"),
             Err(StoreError::HostExists(_))
         ));
-        assert!(store.check_password(&name, "correct horse battery").unwrap());
+        assert!(
+            store
+                .check_password(&name, "correct horse battery")
+                .unwrap()
+        );
         assert!(!store.check_password(&name, "wrong password!").unwrap());
         let other = HostName::parse("nobody").unwrap();
-        assert!(!store.check_password(&other, "correct horse battery").unwrap());
+        assert!(
+            !store
+                .check_password(&other, "correct horse battery")
+                .unwrap()
+        );
         store.set_password(&name, "a brand new password").unwrap();
-        assert!(!store.check_password(&name, "correct horse battery").unwrap());
+        assert!(
+            !store
+                .check_password(&name, "correct horse battery")
+                .unwrap()
+        );
         assert!(store.check_password(&name, "a brand new password").unwrap());
         assert_eq!(store.list_hosts().unwrap().len(), 1);
         store.remove_host(&name).unwrap();

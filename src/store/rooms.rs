@@ -14,7 +14,11 @@ pub enum RoomCreated {
 }
 
 impl Store {
-    pub fn create_room(&self, room: &RoomName, owner: &HostName) -> Result<RoomCreated, StoreError> {
+    pub fn create_room(
+        &self,
+        room: &RoomName,
+        owner: &HostName,
+    ) -> Result<RoomCreated, StoreError> {
         let conn = self.conn();
         let inserted = conn.execute(
             "INSERT OR IGNORE INTO rooms (name, owner, created) VALUES (?1, ?2, ?3)",
@@ -72,7 +76,10 @@ mod tests {
         let meester = HostName::parse("meester").unwrap();
         let room = RoomName::parse("groep-8").unwrap();
         assert!(!store.room_exists(&room).unwrap());
-        assert_eq!(store.create_room(&room, &juf).unwrap(), RoomCreated::Created);
+        assert_eq!(
+            store.create_room(&room, &juf).unwrap(),
+            RoomCreated::Created
+        );
         assert_eq!(
             store.create_room(&room, &juf).unwrap(),
             RoomCreated::AlreadyYours

@@ -109,7 +109,9 @@ mod tests {
         let store = Store::in_memory();
         let host = HostName::parse("juf").unwrap();
         store.add_host(&host, "correct horse battery").unwrap();
-        let token = store.create_session(&host, Duration::from_secs(60)).unwrap();
+        let token = store
+            .create_session(&host, Duration::from_secs(60))
+            .unwrap();
         assert_eq!(store.session_host(&token).unwrap(), Some(host.clone()));
         assert_eq!(store.session_host("forged").unwrap(), None);
         store.end_session(&token).unwrap();
@@ -123,7 +125,9 @@ mod tests {
         let store = Store::in_memory();
         let host = HostName::parse("juf").unwrap();
         store.add_host(&host, "correct horse battery").unwrap();
-        let token = store.create_session(&host, Duration::from_secs(60)).unwrap();
+        let token = store
+            .create_session(&host, Duration::from_secs(60))
+            .unwrap();
         store.remove_host(&host).unwrap();
         assert_eq!(store.session_host(&token).unwrap(), None);
     }
@@ -150,7 +154,11 @@ mod tests {
                 .unwrap()
         );
         assert!(!store.setup_link_pending().unwrap());
-        assert!(store.check_password(&name, "correct horse battery").unwrap());
+        assert!(
+            store
+                .check_password(&name, "correct horse battery")
+                .unwrap()
+        );
     }
 
     #[test]

@@ -1,0 +1,733 @@
+//! Simulated participants: real WebRTC peers (webrtc-rs `rtc`) that join through the real
+//! signalling WebSocket, publish synthetic Opus-shaped audio and VP8-shaped video, and count
+//! what they receive from whom.
+//!
+//! Used by the integration tests and the load tool. Each participant is one task with its own
+//! loopback UDP socket, driving its sans-I/O connection the way a browser would (full ICE agent,
+//! DTLS client, the client side of docs/protocol.md). Every payload carries a sequence number
+//! and a send time, so receivers can measure loss and one-way latency. Nothing here is used by
+//! the server itself.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use serde_json::{Value, json};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Marks a payload as ours: "ZAAL", then sequence (u32) and send time (u64 µs since the epoch).
+const PROBE_MAGIC: &[u8; 4] = b"ZAAL";
+const PROBE_LEN: usize = 16;
+const TICK: Duration = Duration::from_millis(20);
+const MAX_VIDEO_PAYLOAD: usize = 1100;
+const AUDIO_PAYLOAD: usize = 80;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("websocket: {0}")]
+    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("webrtc: {0}")]
+    Rtc(#[from] rtc::shared::error::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+}
+
+/// How a simulated participant behaves.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// `http://host:port` of the server.
+    pub server: String,
+    pub room: String,
+    pub name: String,
+    pub send_audio: bool,
+    pub send_video: bool,
+    pub video_kbps: u32,
+    /// The address the participant's UDP socket binds to.
+    pub local_ip: IpAddr,
+}
+
+impl SimOptions {
+    pub fn new(server: &str, room: &str, name: &str) -> Self {
+        Self {
+            server: server.trim_end_matches('/').to_string(),
+            room: room.into(),
+            name: name.into(),
+            send_audio: true,
+            send_video: true,
+            video_kbps: 300,
+            local_ip: IpAddr::from([127, 0, 0, 1]),
+        }
+    }
+}
+
+/// Packets and bytes received from one publisher.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Received {
+    pub audio_packets: u64,
+    pub video_packets: u64,
+    pub bytes: u64,
+}
+
+/// What a simulated participant has observed so far.
+#[derive(Debug, Default, Clone)]
+pub struct Observed {
+    /// Everyone else in the conference: id → name.
+    pub participants: BTreeMap<String, String>,
+    /// Media received, by publisher id (the media stream id).
+    pub received: HashMap<String, Received>,
+    /// Ids announced as having left.
+    pub left: Vec<String>,
+    /// `(code, message)` of every error the server sent.
+    pub errors: Vec<(String, String)>,
+    /// Mute states announced by others: id → (audio muted, video muted).
+    pub mutes: HashMap<String, (bool, bool)>,
+    /// The latest SDP offer from the server.
+    pub last_server_offer: Option<String>,
+    pub offers_answered: u32,
+    pub connected: bool,
+    /// Set when the server closed the session or the task stopped.
+    pub ended: Option<String>,
+    /// One-way latency samples in microseconds (bounded).
+    pub latency_us: Vec<u32>,
+    /// Media packets whose probe showed a gap (lost or reordered) per publisher stream.
+    pub sequence_gaps: u64,
+}
+
+enum Control {
+    Leave,
+    Raw(Message),
+    Mute { audio: bool, video: bool },
+    StopMedia,
+    DropNetwork,
+}
+
+/// A running simulated participant.
+pub struct SimulatedParticipant {
+    pub id: String,
+    pub conference: String,
+    observed: Arc<Mutex<Observed>>,
+    control: mpsc::UnboundedSender<Control>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimulatedParticipant {
+    /// Connects, joins and starts publishing. Returns once `joined` has arrived.
+    pub async fn join(options: SimOptions) -> Result<Self, SimError> {
+        let url = format!(
+            "{}/ws",
+            options
+                .server
+                .replacen("http://", "ws://", 1)
+                .replacen("https://", "wss://", 1)
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+        let join = json!({
+            "type": "join", "version": 1, "room": options.room, "name": options.name,
+            "audioMuted": !options.send_audio, "videoMuted": !options.send_video,
+        });
+        ws.send(Message::text(join.to_string())).await?;
+        let joined = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(message) = ws.next().await {
+                if let Message::Text(text) = message? {
+                    let value: Value = serde_json::from_str(&text)
+                        .map_err(|e| SimError::Protocol(e.to_string()))?;
+                    match value["type"].as_str() {
+                        Some("joined") => return Ok(value),
+                        Some("error") => {
+                            return Err(SimError::Protocol(format!(
+                                "{}: {}",
+                                value["code"].as_str().unwrap_or(""),
+                                value["message"].as_str().unwrap_or("")
+                            )));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Err(SimError::Protocol("closed before joined".into()))
+        })
+        .await
+        .map_err(|_| SimError::Timeout("joined"))??;
+
+        let observed = Arc::new(Mutex::new(Observed::default()));
+        {
+            let mut o = lock(&observed);
+            for p in joined["participants"].as_array().into_iter().flatten() {
+                if let (Some(id), Some(name)) = (p["id"].as_str(), p["name"].as_str()) {
+                    o.participants.insert(id.into(), name.into());
+                }
+            }
+        }
+        let id = joined["you"].as_str().unwrap_or_default().to_string();
+        let conference = joined["conference"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+
+        let socket = UdpSocket::bind(SocketAddr::new(options.local_ip, 0)).await?;
+        let mut media = Media::new(&options, socket.local_addr()?)?;
+        let offer = media.offer()?;
+        ws.send(Message::text(
+            json!({"type": "offer", "sdp": offer}).to_string(),
+        ))
+        .await?;
+
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(
+            ws,
+            socket,
+            media,
+            options,
+            observed.clone(),
+            control_rx,
+        ));
+        Ok(Self {
+            id,
+            conference,
+            observed,
+            control,
+            task,
+        })
+    }
+
+    /// A snapshot of what has been observed.
+    pub fn observed(&self) -> Observed {
+        lock(&self.observed).clone()
+    }
+
+    /// Packets received from `publisher` so far.
+    pub fn received_from(&self, publisher: &str) -> Received {
+        lock(&self.observed)
+            .received
+            .get(publisher)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Sends a raw WebSocket message (for tests of malformed input).
+    pub fn send_raw(&self, message: Message) {
+        let _ = self.control.send(Control::Raw(message));
+    }
+
+    pub fn set_mute(&self, audio: bool, video: bool) {
+        let _ = self.control.send(Control::Mute { audio, video });
+    }
+
+    /// Stops sending media but stays connected.
+    pub fn stop_media(&self) {
+        let _ = self.control.send(Control::StopMedia);
+    }
+
+    /// Loses the network for media (no more UDP in or out) while the WebSocket stays open, as a
+    /// laptop that drops off Wi-Fi with the signalling connection still half-open would.
+    pub fn drop_network(&self) {
+        let _ = self.control.send(Control::DropNetwork);
+    }
+
+    /// Leaves politely and waits for the task to end.
+    pub async fn leave(self) {
+        let _ = self.control.send(Control::Leave);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+
+    /// Vanishes without a word: the socket and the connection just stop.
+    pub fn vanish(self) {
+        self.task.abort();
+    }
+
+    /// Waits until `condition` holds for the observed state, polling every 50 ms.
+    pub async fn wait_for(
+        &self,
+        what: &'static str,
+        timeout: Duration,
+        condition: impl Fn(&Observed) -> bool,
+    ) -> Result<Observed, SimError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let o = lock(&self.observed);
+                if condition(&o) {
+                    return Ok(o.clone());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(SimError::Timeout(what));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn lock(observed: &Arc<Mutex<Observed>>) -> MutexGuard<'_, Observed> {
+    observed.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One outgoing stream.
+struct Outgoing {
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    payload_type: Option<u8>,
+    sequence: u16,
+    timestamp: u32,
+    probe_sequence: u32,
+}
+
+/// The participant's peer connection and its streams.
+struct Media {
+    pc: RTCPeerConnection,
+    local_addr: SocketAddr,
+    audio: Outgoing,
+    video: Outgoing,
+    /// Inbound track id → (publisher id, kind).
+    tracks: HashMap<String, (String, RtpCodecKind)>,
+    /// Last probe sequence per inbound SSRC, to count gaps.
+    last_probe: HashMap<u32, u32>,
+}
+
+fn video_feedback() -> Vec<RTCPFeedback> {
+    [("nack", ""), ("nack", "pli"), ("ccm", "fir")]
+        .into_iter()
+        .map(|(t, p)| RTCPFeedback {
+            typ: t.into(),
+            parameter: p.into(),
+        })
+        .collect()
+}
+
+fn opus() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.into(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn vp8() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.into(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: video_feedback(),
+    }
+}
+
+impl Media {
+    fn new(options: &SimOptions, local_addr: SocketAddr) -> Result<Self, SimError> {
+        let now = Instant::now();
+        let mut engine = MediaEngine::default();
+        engine.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: opus(),
+                payload_type: 111,
+            },
+            RtpCodecKind::Audio,
+        )?;
+        engine.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: vp8(),
+                payload_type: 96,
+            },
+            RtpCodecKind::Video,
+        )?;
+        let registry = register_default_interceptors(Registry::new(), &mut engine)?;
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_setting_engine(SettingEngineBuilder::new().build())
+            .with_media_engine(engine)
+            .with_interceptor_registry(registry)
+            .build(now)?;
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: local_addr.ip().to_string(),
+                port: local_addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()?;
+        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+        pc.add_local_candidate(RTCIceCandidateInit::default())?;
+        let stream = format!("sim-{}", rand::random::<u32>());
+        let mut outgoing = |kind: RtpCodecKind, codec: RTCRtpCodec| -> Result<Outgoing, SimError> {
+            let ssrc = rand::random::<u32>() | 1;
+            let track = MediaStreamTrack::new(
+                stream.clone(),
+                format!("{stream}-{kind}"),
+                format!("{stream}-{kind}"),
+                kind,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    active: true,
+                    codec,
+                    ..Default::default()
+                }],
+            );
+            let id = pc.add_transceiver_from_track(
+                track,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    streams: vec![stream.clone()],
+                    send_encodings: vec![],
+                }),
+            )?;
+            let sender = pc
+                .rtp_transceiver(id)
+                .and_then(|t| t.sender())
+                .ok_or_else(|| SimError::Protocol("no sender".into()))?;
+            Ok(Outgoing {
+                sender,
+                ssrc,
+                payload_type: None,
+                sequence: rand::random(),
+                timestamp: rand::random(),
+                probe_sequence: 0,
+            })
+        };
+        let audio = outgoing(RtpCodecKind::Audio, opus())?;
+        let video = outgoing(RtpCodecKind::Video, vp8())?;
+        let _ = options;
+        Ok(Self {
+            pc,
+            local_addr,
+            audio,
+            video,
+            tracks: HashMap::new(),
+            last_probe: HashMap::new(),
+        })
+    }
+
+    fn offer(&mut self) -> Result<String, SimError> {
+        let offer = self.pc.create_offer(None)?;
+        self.pc.set_local_description(Instant::now(), offer)?;
+        Ok(self
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .unwrap_or_default())
+    }
+
+    fn learn_payload_types(&mut self) {
+        for out in [&mut self.audio, &mut self.video] {
+            if out.payload_type.is_none()
+                && let Some(mut sender) = self.pc.rtp_sender(out.sender)
+            {
+                out.payload_type = sender
+                    .get_parameters()
+                    .rtp_parameters
+                    .codecs
+                    .first()
+                    .map(|c| c.payload_type);
+            }
+        }
+    }
+
+    fn send_frame(&mut self, video: bool, bytes: usize, now: Instant) {
+        let out = if video {
+            &mut self.video
+        } else {
+            &mut self.audio
+        };
+        let Some(payload_type) = out.payload_type else {
+            return;
+        };
+        let packets = bytes.div_ceil(MAX_VIDEO_PAYLOAD).max(1);
+        let per_packet = (bytes / packets).max(PROBE_LEN + 1);
+        let sent_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        for i in 0..packets {
+            out.sequence = out.sequence.wrapping_add(1);
+            out.probe_sequence = out.probe_sequence.wrapping_add(1);
+            let mut payload = BytesMut::with_capacity(per_packet);
+            if video {
+                // A VP8 payload descriptor: start of partition on the first packet.
+                payload.extend_from_slice(&[if i == 0 { 0x10 } else { 0x00 }]);
+            }
+            payload.extend_from_slice(PROBE_MAGIC);
+            payload.extend_from_slice(&out.probe_sequence.to_be_bytes());
+            payload.extend_from_slice(&sent_at.to_be_bytes());
+            payload.resize(per_packet, 0xAB);
+            let packet = rtp::Packet {
+                header: rtp::Header {
+                    version: 2,
+                    marker: i + 1 == packets,
+                    payload_type,
+                    sequence_number: out.sequence,
+                    timestamp: out.timestamp,
+                    ssrc: out.ssrc,
+                    ..Default::default()
+                },
+                payload: payload.freeze(),
+            };
+            if let Some(mut sender) = self.pc.rtp_sender(out.sender) {
+                let _ = sender.write_rtp(now, packet);
+            }
+        }
+        out.timestamp = out
+            .timestamp
+            .wrapping_add(if video { 90 * 20 } else { 48 * 20 });
+    }
+
+    fn on_rtp(&mut self, track_id: &str, packet: &rtp::Packet, observed: &mut Observed) {
+        let Some((publisher, kind)) = self.tracks.get(track_id) else {
+            return;
+        };
+        let entry = observed.received.entry(publisher.clone()).or_default();
+        if *kind == RtpCodecKind::Audio {
+            entry.audio_packets += 1;
+        } else {
+            entry.video_packets += 1;
+        }
+        entry.bytes += packet.payload.len() as u64;
+        let payload: &Bytes = &packet.payload;
+        let probe = if *kind == RtpCodecKind::Video {
+            payload.get(1..1 + PROBE_LEN)
+        } else {
+            payload.get(..PROBE_LEN)
+        };
+        if let Some(probe) = probe
+            && probe.starts_with(PROBE_MAGIC)
+        {
+            let sequence = u32::from_be_bytes([probe[4], probe[5], probe[6], probe[7]]);
+            let mut sent = [0u8; 8];
+            sent.copy_from_slice(&probe[8..16]);
+            let sent = u64::from_be_bytes(sent);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0);
+            if observed.latency_us.len() < 100_000 {
+                observed
+                    .latency_us
+                    .push(now.saturating_sub(sent).min(u32::MAX as u64) as u32);
+            }
+            let last = self.last_probe.insert(packet.header.ssrc, sequence);
+            if last.is_some_and(|l| sequence != l.wrapping_add(1)) {
+                observed.sequence_gaps += 1;
+            }
+        }
+    }
+}
+
+async fn run(
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    socket: UdpSocket,
+    mut media: Media,
+    options: SimOptions,
+    observed: Arc<Mutex<Observed>>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+) {
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut buf = vec![0u8; 2048];
+    let mut send_audio = options.send_audio;
+    let mut send_video = options.send_video;
+    let video_bytes_per_tick = (options.video_kbps as usize * 1000 / 8) / 50;
+    let mut tick_count: u64 = 0;
+    let mut network_down = false;
+    let ended = loop {
+        // Everything the connection wants to send, and everything it has for us.
+        while let Some(out) = media.pc.poll_write() {
+            if !network_down {
+                let _ = socket.send_to(&out.message, out.transport.peer_addr).await;
+            }
+        }
+        while let Some(event) = media.pc.poll_event() {
+            match event {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                    lock(&observed).connected = state == RTCPeerConnectionState::Connected;
+                }
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    let kind = media
+                        .pc
+                        .rtp_receiver(init.receiver_id)
+                        .map(|r| r.track().kind())
+                        .unwrap_or(RtpCodecKind::Video);
+                    if let Some(stream) = init.stream_ids.first() {
+                        media.tracks.insert(init.track_id, (stream.clone(), kind));
+                    }
+                }
+                _ => {}
+            }
+        }
+        while let Some(TaggedRTCMessage { message, .. }) = media.pc.poll_read() {
+            if let RTCMessage::RtpPacket(track_id, packet) = message {
+                let mut o = lock(&observed);
+                media.on_rtp(&track_id, &packet, &mut o);
+            }
+        }
+        let deadline = media
+            .pc
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                let _ = media.pc.handle_timeout(Instant::now());
+            }
+            received = socket.recv_from(&mut buf), if !network_down => {
+                if let Ok((n, from)) = received {
+                    let _ = media.pc.handle_read(TaggedBytesMut {
+                        now: Instant::now(),
+                        transport: TransportContext {
+                            local_addr: media.local_addr,
+                            peer_addr: from,
+                            ecn: None,
+                            transport_protocol: TransportProtocol::UDP,
+                        },
+                        message: BytesMut::from(&buf[..n]),
+                    });
+                }
+            }
+            _ = ticker.tick() => {
+                tick_count += 1;
+                let now = Instant::now();
+                if send_audio {
+                    media.send_frame(false, AUDIO_PAYLOAD, now);
+                }
+                // Video as 25 frames per second: a frame every other tick.
+                if send_video && tick_count % 2 == 0 {
+                    media.send_frame(true, video_bytes_per_tick * 2, now);
+                }
+            }
+            command = control.recv() => match command {
+                Some(Control::Leave) | None => {
+                    let _ = ws_tx.send(Message::text(r#"{"type":"leave"}"#)).await;
+                    break "left".to_string();
+                }
+                Some(Control::Raw(message)) => {
+                    let _ = ws_tx.send(message).await;
+                }
+                Some(Control::Mute { audio, video }) => {
+                    send_audio = !audio;
+                    send_video = !video;
+                    let m = json!({"type": "mute", "audioMuted": audio, "videoMuted": video});
+                    let _ = ws_tx.send(Message::text(m.to_string())).await;
+                }
+                Some(Control::StopMedia) => {
+                    send_audio = false;
+                    send_video = false;
+                }
+                Some(Control::DropNetwork) => network_down = true,
+            },
+            message = ws_rx.next() => {
+                let Some(Ok(message)) = message else {
+                    break "websocket closed".to_string();
+                };
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let Ok(value) = serde_json::from_str::<Value>(&text) else {
+                    continue;
+                };
+                match value["type"].as_str() {
+                    Some("answer") => {
+                        let sdp = value["sdp"].as_str().unwrap_or_default().to_string();
+                        if let Ok(answer) = RTCSessionDescription::answer(sdp) {
+                            let _ = media.pc.set_remote_description(Instant::now(), answer);
+                            media.learn_payload_types();
+                        }
+                    }
+                    Some("offer") => {
+                        let sdp = value["sdp"].as_str().unwrap_or_default().to_string();
+                        lock(&observed).last_server_offer = Some(sdp.clone());
+                        let answered = (|| {
+                            let offer = RTCSessionDescription::offer(sdp)?;
+                            media.pc.set_remote_description(Instant::now(), offer)?;
+                            let answer = media.pc.create_answer(None)?;
+                            media.pc.set_local_description(Instant::now(), answer)?;
+                            Ok::<_, rtc::shared::error::Error>(
+                                media.pc.local_description().map(|d| d.sdp).unwrap_or_default(),
+                            )
+                        })();
+                        if let Ok(answer) = answered {
+                            let m = json!({"type": "answer", "sdp": answer});
+                            let _ = ws_tx.send(Message::text(m.to_string())).await;
+                            lock(&observed).offers_answered += 1;
+                        }
+                    }
+                    Some("participant-joined") => {
+                        let p = &value["participant"];
+                        if let (Some(id), Some(name)) = (p["id"].as_str(), p["name"].as_str()) {
+                            lock(&observed).participants.insert(id.into(), name.into());
+                        }
+                    }
+                    Some("participant-left") => {
+                        if let Some(id) = value["id"].as_str() {
+                            let mut o = lock(&observed);
+                            o.participants.remove(id);
+                            o.left.push(id.into());
+                        }
+                    }
+                    Some("mute") => {
+                        if let Some(id) = value["id"].as_str() {
+                            let state = (
+                                value["audioMuted"].as_bool().unwrap_or(false),
+                                value["videoMuted"].as_bool().unwrap_or(false),
+                            );
+                            lock(&observed).mutes.insert(id.into(), state);
+                        }
+                    }
+                    Some("error") => {
+                        let code = value["code"].as_str().unwrap_or_default().to_string();
+                        let message = value["message"].as_str().unwrap_or_default().to_string();
+                        lock(&observed).errors.push((code, message));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    };
+    let _ = media.pc.close();
+    while let Some(out) = media.pc.poll_write() {
+        let _ = socket.send_to(&out.message, out.transport.peer_addr).await;
+    }
+    let _ = ws_tx.close().await;
+    let mut o = lock(&observed);
+    o.connected = false;
+    o.ended = Some(ended);
+}

@@ -1,0 +1,236 @@
+// The meeting's tile grid: one tile per remote participant plus our own
+// preview. A tile shows video when the participant's camera is on and frames
+// actually arrive; otherwise a placeholder with their initials.
+
+import { icon } from './icons.js';
+import { setAria, setText } from './i18n.js';
+
+/** Up to two initials, safe for names in any script (and emoji). */
+export function initials(name) {
+  const words = String(name).trim().split(/\s+/).filter(Boolean);
+  if (!words.length) return '?';
+  const first = Array.from(words[0])[0] || '';
+  const last = words.length > 1 ? Array.from(words[words.length - 1])[0] || '' : '';
+  return (first + last).toUpperCase();
+}
+
+/** A stable, dark placeholder colour per name (white initials on it meet WCAG AA). */
+function avatarColour(name) {
+  let h = 0;
+  for (const ch of String(name)) h = (h * 31 + ch.codePointAt(0)) % 360;
+  return `hsl(${h} 45% 32%)`;
+}
+
+function el(tag, className) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  return e;
+}
+
+class Tile {
+  constructor({ id, name, self }) {
+    this.id = id;
+    this.name = name;
+    this.self = self;
+    this.stream = null;
+    this.audioMuted = false;
+    this.videoMuted = false;
+
+    this.root = el('div', self ? 'tile tile-self' : 'tile');
+    this.root.setAttribute('role', 'group');
+    if (!self) this.root.dataset.participant = id;
+    this.root.dataset.video = 'off';
+
+    this.video = el('video', self ? 'tile-video mirror' : 'tile-video');
+    this.video.autoplay = true;
+    this.video.playsInline = true;
+    // Sound goes through the <audio> element below (or nowhere, for our own
+    // tile), never through the video element, so it is played exactly once.
+    this.video.muted = true;
+    this.video.setAttribute('aria-hidden', 'true');
+
+    this.avatar = el('div', 'tile-avatar');
+    this.avatar.setAttribute('aria-hidden', 'true');
+    this.initials = el('span', 'tile-initials');
+    this.avatar.appendChild(this.initials);
+
+    const footer = el('div', 'tile-footer');
+    this.label = el('span', 'tile-name');
+    this.icons = el('span', 'tile-icons');
+    this.micIcon = el('span', 'tile-icon tile-mic-off');
+    this.micIcon.setAttribute('role', 'img');
+    this.micIcon.appendChild(icon('mic-off'));
+    setAria(this.micIcon, 'tile.micOff');
+    this.camIcon = el('span', 'tile-icon tile-cam-off');
+    this.camIcon.setAttribute('role', 'img');
+    this.camIcon.appendChild(icon('video-off'));
+    setAria(this.camIcon, 'tile.cameraOff');
+    this.icons.append(this.micIcon, this.camIcon);
+    footer.append(this.label, this.icons);
+
+    this.root.append(this.video, this.avatar, footer);
+
+    if (!self) {
+      this.audio = el('audio');
+      this.audio.autoplay = true;
+      this.audio.hidden = true;
+      this.root.appendChild(this.audio);
+    }
+    this.setName(name);
+    this.onTrackChange = () => this.refresh();
+  }
+
+  setName(name) {
+    this.name = name;
+    if (this.self) {
+      setText(this.label, 'tile.you', { name });
+      setAria(this.root, 'tile.youGroup', { name });
+    } else {
+      this.label.textContent = name;
+      this.root.setAttribute('aria-label', name);
+    }
+    this.initials.textContent = initials(name);
+    this.avatar.style.backgroundColor = avatarColour(name);
+  }
+
+  setMuted(audioMuted, videoMuted) {
+    this.audioMuted = !!audioMuted;
+    this.videoMuted = !!videoMuted;
+    this.refresh();
+  }
+
+  /** Shows `stream`; resolves to false if the browser refused to start its sound. */
+  setStream(stream) {
+    if (this.stream !== stream) {
+      if (this.stream) {
+        this.stream.removeEventListener('addtrack', this.onTrackChange);
+        this.stream.removeEventListener('removetrack', this.onTrackChange);
+      }
+      this.stream = stream;
+      if (stream) {
+        stream.addEventListener('addtrack', this.onTrackChange);
+        stream.addEventListener('removetrack', this.onTrackChange);
+      }
+      this.video.srcObject = stream;
+      if (this.audio) this.audio.srcObject = stream;
+    }
+    if (stream) {
+      // Remote tracks start muted and unmute when packets arrive.
+      for (const track of stream.getTracks()) {
+        track.onmute = this.onTrackChange;
+        track.onunmute = this.onTrackChange;
+        track.onended = this.onTrackChange;
+      }
+    }
+    this.refresh();
+    return this.playAudio();
+  }
+
+  /** Our own stream object stays the same while tracks come and go: rebind it so the preview follows. */
+  reload() {
+    this.video.srcObject = null;
+    this.video.srcObject = this.stream;
+    this.refresh();
+  }
+
+  playAudio() {
+    if (!this.audio || !this.stream) return Promise.resolve(true);
+    const p = this.audio.play();
+    // Only the autoplay policy (NotAllowedError) needs a click; other
+    // failures (e.g. a new track interrupting play()) resolve by themselves.
+    return p ? p.then(() => true, (err) => !err || err.name !== 'NotAllowedError') : Promise.resolve(true);
+  }
+
+  refresh() {
+    const track = this.stream && this.stream.getVideoTracks().find((t) => t.readyState === 'live');
+    // Own preview: a live local track is enough. Remote: also wait for frames
+    // (track unmuted) so a tile never shows a black rectangle.
+    const showVideo = !this.videoMuted && !!track && (this.self || !track.muted);
+    this.root.dataset.video = showVideo ? 'on' : 'off';
+    this.micIcon.hidden = !this.audioMuted;
+    this.camIcon.hidden = !this.videoMuted;
+    if (showVideo && this.video.paused) this.video.play().catch(() => {});
+  }
+
+  destroy() {
+    this.setStream(null);
+    this.root.remove();
+  }
+}
+
+export class TileGrid {
+  constructor(container) {
+    this.container = container;
+    this.tiles = new Map();
+    this.self = null;
+    this.resizeObserver = new ResizeObserver(() => this.layout());
+    this.resizeObserver.observe(container);
+  }
+
+  addSelf(name, stream, videoMuted, audioMuted) {
+    this.self = new Tile({ id: 'self', name, self: true });
+    this.container.appendChild(this.self.root);
+    this.self.setMuted(audioMuted, videoMuted);
+    this.self.setStream(stream);
+    this.layout();
+  }
+
+  add({ id, name, audioMuted, videoMuted }) {
+    if (this.tiles.has(id)) return this.tiles.get(id);
+    const tile = new Tile({ id, name, self: false });
+    tile.setMuted(audioMuted, videoMuted);
+    this.tiles.set(id, tile);
+    // Remote tiles come first, in joining order; our own preview stays last.
+    this.container.insertBefore(tile.root, this.self ? this.self.root : null);
+    this.layout();
+    return tile;
+  }
+
+  get(id) {
+    return this.tiles.get(id);
+  }
+
+  remove(id) {
+    const tile = this.tiles.get(id);
+    if (!tile) return;
+    tile.destroy();
+    this.tiles.delete(id);
+    this.layout();
+  }
+
+  /** Plays every remote audio element again (after a click, when autoplay was refused). */
+  resumeAudio() {
+    return Promise.all([...this.tiles.values()].map((t) => t.playAudio())).then((r) => r.every(Boolean));
+  }
+
+  /** Empties the grid for good (a new TileGrid is made for the next meeting). */
+  clear() {
+    this.resizeObserver.disconnect();
+    for (const id of [...this.tiles.keys()]) this.remove(id);
+    if (this.self) this.self.destroy();
+    this.self = null;
+  }
+
+  /**
+   * Picks the column count that makes the (16:9) tiles as large as possible
+   * in the space available: one column on a phone for a few people, a square
+   * grid on a wide screen.
+   */
+  layout() {
+    const n = this.tiles.size + (this.self ? 1 : 0);
+    if (!n) return;
+    const gap = 8; // keep in step with .tiles { gap; padding } in zaal.css
+    const W = this.container.clientWidth - 2 * gap;
+    const H = this.container.clientHeight - 2 * gap;
+    if (W <= 0 || H <= 0) return;
+    let best = { cols: 1, width: 0 };
+    for (let cols = 1; cols <= n; cols++) {
+      const rows = Math.ceil(n / cols);
+      const w = Math.min((W - gap * (cols - 1)) / cols, ((H - gap * (rows - 1)) / rows) * (16 / 9));
+      if (w > best.width) best = { cols, width: w };
+    }
+    const width = Math.max(best.width, Math.min(W, 160));
+    this.container.style.setProperty('--cols', String(best.cols));
+    this.container.style.setProperty('--tile-w', `${Math.floor(width)}px`);
+  }
+}

@@ -1,0 +1,174 @@
+//! The real `zaal` binary on ephemeral ports, in a temporary directory, for black-box tests.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const HOST: &str = "teacher";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestServer {
+    child: Child,
+    pub base: String,
+    pub media_port: u16,
+    pub dir: tempfile::TempDir,
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn zaal() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_zaal"))
+}
+
+impl TestServer {
+    /// Starts a server with one host account and the given extra environment.
+    pub fn start(extra_env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let env = |cmd: &mut Command| {
+            cmd.env("ZAAL__DATA__DIR", dir.path().join("data"))
+                .env("ZAAL__LOGS__DIR", dir.path().join("logs"))
+                .env("ZAAL__HTTP__LISTEN", "127.0.0.1:0")
+                .env("ZAAL__MEDIA__UDP_PORT", "0")
+                .env("ZAAL__MEDIA__BIND", "127.0.0.1")
+                .env("ZAAL__MEDIA__ADVERTISE_IPS", "127.0.0.1");
+            for (k, v) in extra_env {
+                cmd.env(k, v);
+            }
+        };
+        let mut add = zaal();
+        env(&mut add);
+        let mut add = add
+            .args(["user", "add", HOST])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("zaal user add");
+        writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+        assert!(add.wait().unwrap().success(), "zaal user add failed");
+
+        let mut serve = zaal();
+        env(&mut serve);
+        let mut child = serve
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("zaal serve");
+        let stdout = child.stdout.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    let _ = tx.send(line.clone());
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("the server prints its address within 30 s");
+            if let Some(rest) = line.strip_prefix("Zaal listening on ") {
+                let base = rest.split_whitespace().next().unwrap().to_string();
+                let media_port = rest
+                    .rsplit(':')
+                    .next()
+                    .unwrap()
+                    .trim_end_matches(')')
+                    .parse()
+                    .unwrap();
+                return Self {
+                    child,
+                    base,
+                    media_port,
+                    dir,
+                    stdout: lines,
+                };
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Logs in as the host and returns the session cookie.
+    pub async fn login(&self) -> String {
+        let response = reqwest::Client::new()
+            .post(self.url("/api/login"))
+            .json(&serde_json::json!({"username": HOST, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        cookie.split(';').next().unwrap().to_string()
+    }
+
+    /// Creates a room as the host.
+    pub async fn create_room(&self, name: &str) {
+        let cookie = self.login().await;
+        let response = reqwest::Client::new()
+            .post(self.url("/api/rooms"))
+            .header("cookie", cookie)
+            .json(&serde_json::json!({"name": name}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+
+    pub fn logs_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("logs")
+    }
+
+    /// Asks the server to stop (SIGTERM) and waits for it.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes.
+pub async fn eventually<T>(
+    what: &str,
+    timeout: Duration,
+    mut condition: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = condition() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,143 @@
+//! Real WebRTC peers (webrtc-rs) meeting through the real server over loopback UDP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, eventually};
+use zaal::simulated::{SimOptions, SimulatedParticipant};
+
+async fn join(server: &TestServer, room: &str, name: &str) -> SimulatedParticipant {
+    SimulatedParticipant::join(SimOptions::new(&server.base, room, name))
+        .await
+        .expect("join")
+}
+
+/// Waits until `receiver` has audio and video from each of `publishers`.
+async fn wait_for_media(receiver: &SimulatedParticipant, publishers: &[&SimulatedParticipant]) {
+    let ids: Vec<String> = publishers.iter().map(|p| p.id.clone()).collect();
+    receiver
+        .wait_for(
+            "audio and video from everyone",
+            Duration::from_secs(20),
+            |o| {
+                ids.iter().all(|id| {
+                    o.received
+                        .get(id)
+                        .is_some_and(|r| r.audio_packets > 10 && r.video_packets > 10)
+                })
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {:?}", receiver.observed().received));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_participants_exchange_audio_and_video() {
+    let server = TestServer::start(&[]);
+    server.create_room("klas-3b").await;
+    let a = join(&server, "klas-3b", "Anna").await;
+    let b = join(&server, "klas-3b", "Bram").await;
+    let c = join(&server, "klas-3b", "Cem").await;
+    assert_eq!(a.conference, b.conference);
+    assert_eq!(b.conference, c.conference);
+    wait_for_media(&a, &[&b, &c]).await;
+    wait_for_media(&b, &[&a, &c]).await;
+    wait_for_media(&c, &[&a, &b]).await;
+    let names = c.observed().participants;
+    assert_eq!(
+        names.values().cloned().collect::<Vec<_>>().len(),
+        2,
+        "{names:?}"
+    );
+    assert!(names.values().any(|n| n == "Anna") && names.values().any(|n| n == "Bram"));
+}
+
+/// The count of `a=msid:` lines naming `participant` in an SDP.
+fn tracks_of(sdp: &str, participant: &str) -> usize {
+    sdp.lines()
+        .filter(|l| l.starts_with(&format!("a=msid:{participant} ")))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaving_participants_tracks_disappear() {
+    let server = TestServer::start(&[]);
+    server.create_room("klas").await;
+    let a = join(&server, "klas", "Anna").await;
+    let b = join(&server, "klas", "Bram").await;
+    let c = join(&server, "klas", "Cem").await;
+    wait_for_media(&a, &[&b, &c]).await;
+    wait_for_media(&b, &[&a, &c]).await;
+    let c_id = c.id.clone();
+    let offer = a.observed().last_server_offer.unwrap();
+    assert_eq!(tracks_of(&offer, &c_id), 2, "audio and video of C offered");
+
+    c.leave().await;
+    for receiver in [&a, &b] {
+        let o = receiver
+            .wait_for("C's tracks to be withdrawn", Duration::from_secs(10), |o| {
+                o.left.contains(&c_id)
+                    && o.last_server_offer
+                        .as_deref()
+                        .is_some_and(|sdp| tracks_of(sdp, &c_id) == 0)
+            })
+            .await
+            .unwrap();
+        assert!(!o.participants.contains_key(&c_id));
+    }
+    // Nothing more arrives from C, while A and B still hear each other.
+    let before = a.received_from(&c_id);
+    let ab_before = a.received_from(&b.id);
+    eventually(
+        "media between A and B to continue",
+        Duration::from_secs(5),
+        || (a.received_from(&b.id).audio_packets > ab_before.audio_packets + 20).then_some(()),
+    )
+    .await;
+    assert_eq!(a.received_from(&c_id), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_participant_is_announced() {
+    let server = TestServer::start(&[]);
+    server.create_room("klas").await;
+    let a = join(&server, "klas", "Anna").await;
+    let b = join(&server, "klas", "Bram").await;
+    let c = join(&server, "klas", "Cem").await;
+    wait_for_media(&a, &[&b, &c]).await;
+    let (b_id, c_id) = (b.id.clone(), c.id.clone());
+
+    // B's tab is killed: its WebSocket and its UDP socket close without a word.
+    b.vanish();
+    // C loses the network for media while its WebSocket stays open: only ICE consent tells.
+    c.drop_network();
+    let started = std::time::Instant::now();
+    let o = a
+        .wait_for(
+            "B and C to be announced as gone",
+            Duration::from_secs(10),
+            |o| o.left.contains(&b_id) && o.left.contains(&c_id),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {:?}", a.observed().left));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(o.participants.is_empty());
+    a.wait_for(
+        "B's and C's tracks to be withdrawn",
+        Duration::from_secs(5),
+        |o| {
+            o.last_server_offer
+                .as_deref()
+                .is_some_and(|sdp| tracks_of(sdp, &b_id) == 0 && tracks_of(sdp, &c_id) == 0)
+        },
+    )
+    .await
+    .unwrap();
+    // C's session was ended by the server with a reason.
+    c.wait_for("C to be told", Duration::from_secs(5), |o| {
+        o.errors.iter().any(|(code, _)| code == "media-failed")
+    })
+    .await
+    .unwrap();
+}
