@@ -56,6 +56,7 @@ pub struct RawSettings {
 pub struct RawHttp {
     pub listen: String,
     pub public_url: String,
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,6 +126,7 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
     /// Without a trailing slash; `None` means "derive from the bound address".
     pub public_url: Option<String>,
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -195,6 +197,7 @@ impl Settings {
             .separator("__")
             .list_separator(",")
             .with_list_parse_key("media.advertise_ips")
+            .with_list_parse_key("http.trusted_proxies")
             .try_parsing(true);
         if let Some(env) = env {
             environment = environment.source(Some(env.into_iter().collect()));
@@ -229,30 +232,18 @@ impl Settings {
                 ));
             }
         };
+        let trusted_proxies = ip_list("http.trusted_proxies", &raw.http.trusted_proxies)?;
         let bind = raw
             .media
             .bind
             .parse::<IpAddr>()
             .map_err(|_| invalid("media.bind", "expected an IP address, e.g. 0.0.0.0"))?;
-        let mut advertise_ips = Vec::new();
-        for ip in &raw.media.advertise_ips {
-            let ip = ip.trim();
-            if ip.is_empty() {
-                continue;
-            }
-            let parsed = ip.parse::<IpAddr>().map_err(|_| {
-                invalid(
-                    "media.advertise_ips",
-                    format!("`{ip}` is not an IP address"),
-                )
-            })?;
-            if parsed.is_unspecified() {
-                return Err(invalid(
-                    "media.advertise_ips",
-                    format!("`{ip}` cannot be reached by a browser"),
-                ));
-            }
-            advertise_ips.push(parsed);
+        let advertise_ips = ip_list("media.advertise_ips", &raw.media.advertise_ips)?;
+        if let Some(ip) = advertise_ips.iter().find(|ip| ip.is_unspecified()) {
+            return Err(invalid(
+                "media.advertise_ips",
+                format!("`{ip}` cannot be reached by a browser"),
+            ));
         }
         let ip_mode = match raw.privacy.ip_mode.as_str() {
             "full" => IpMode::Full,
@@ -285,7 +276,11 @@ impl Settings {
             setup_link_ttl: duration("auth.setup_link_ttl", &raw.auth.setup_link_ttl)?,
         };
         Ok(Settings {
-            http: HttpSettings { listen, public_url },
+            http: HttpSettings {
+                listen,
+                public_url,
+                trusted_proxies,
+            },
             media: MediaSettings {
                 udp_port: raw.media.udp_port,
                 bind,
@@ -318,6 +313,18 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
         key,
         reason: reason.into(),
     }
+}
+
+fn ip_list(key: &'static str, values: &[String]) -> Result<Vec<IpAddr>, ConfigError> {
+    values
+        .iter()
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<IpAddr>()
+                .map_err(|_| invalid(key, format!("`{v}` is not an IP address")))
+        })
+        .collect()
 }
 
 fn nonempty_dir(key: &'static str, value: &str) -> Result<PathBuf, ConfigError> {

@@ -82,12 +82,26 @@ impl<K: Copy + Eq + Hash> Directory<K> {
         if let Some(ufrag) = stun_target_ufrag(datagram)
             && let Some(&key) = self.by_ufrag.get(ufrag)
         {
-            if self.by_addr.get(&from) != Some(&key) {
+            if self.by_addr.get(&from) == Some(&key) {
+                self.refresh(from, key);
+            } else {
                 self.bind(from, key);
             }
             return Some(key);
         }
         self.by_addr.get(&from).copied()
+    }
+
+    /// Marks an address as the peer's most recently confirmed one, so that eviction (below)
+    /// always drops a stale address, never the one the peer is using.
+    fn refresh(&mut self, from: SocketAddr, key: K) {
+        if let Some(list) = self.addrs_of.get_mut(&key)
+            && list.last() != Some(&from)
+            && let Some(position) = list.iter().position(|a| *a == from)
+        {
+            let addr = list.remove(position);
+            list.push(addr);
+        }
     }
 
     fn bind(&mut self, from: SocketAddr, key: K) {
@@ -199,5 +213,21 @@ mod tests {
         assert_eq!(dir.route(newest, &[0x80; 20]), Some(1));
         let oldest = SocketAddr::from(([127, 0, 0, 1], 1000));
         assert_eq!(dir.route(oldest, &[0x80; 20]), None);
+    }
+
+    #[test]
+    fn the_address_in_use_is_never_evicted() {
+        let mut dir = Directory::<u32>::default();
+        dir.insert_peer("aaaa".into(), 1);
+        let stun = stun_with_username("aaaa:x");
+        let real = SocketAddr::from(([127, 0, 0, 1], 999));
+        assert_eq!(dir.route(real, &stun), Some(1));
+        for port in 0..20u16 {
+            // Consent checks keep confirming the real address between other bindings.
+            assert_eq!(dir.route(real, &stun), Some(1));
+            let other = SocketAddr::from(([127, 0, 0, 1], 2000 + port));
+            assert_eq!(dir.route(other, &stun), Some(1));
+        }
+        assert_eq!(dir.route(real, &[0x80; 20]), Some(1));
     }
 }

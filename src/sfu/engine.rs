@@ -286,16 +286,16 @@ impl Core {
                 RTCMessage::RtpPacket(track_id, packet) => {
                     self.forward(now, key, &track_id, packet)
                 }
-                RTCMessage::RtcpPacket(track_id, packets) => {
-                    if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
-                        let source = self
-                            .peers
-                            .get(key)
-                            .and_then(|p| p.outgoing_by_track.get(&track_id))
-                            .copied();
-                        if let Some(source) = source {
-                            self.request_keyframe(now, source);
-                        }
+                RTCMessage::RtcpPacket(track_id, packets)
+                    if packets.iter().any(|p| is_keyframe_request(p.as_ref())) =>
+                {
+                    let source = self
+                        .peers
+                        .get(key)
+                        .and_then(|p| p.outgoing_by_track.get(&track_id))
+                        .copied();
+                    if let Some(source) = source {
+                        self.request_keyframe(now, source);
                     }
                 }
                 _ => {}

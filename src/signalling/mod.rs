@@ -7,6 +7,7 @@
 
 mod api;
 mod auth;
+mod client_ip;
 mod pages;
 pub mod protocol;
 mod rate;
@@ -77,7 +78,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(pages::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
         .layer(middleware::from_fn(security_headers))
-        .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
 }
 
@@ -117,12 +118,22 @@ async fn security_headers(request: Request, next: Next) -> Response {
 }
 
 /// The `access` stream: one record per request, path without query or fragment.
-async fn access_log(request: Request, next: Next) -> Response {
+async fn access_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let forwarded_for = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+        .map(|ConnectInfo(addr)| {
+            client_ip::client_ip(
+                addr.ip(),
+                forwarded_for,
+                &state.settings.http.trusted_proxies,
+            )
+        });
     let method = request.method().clone();
     let mut path = request.uri().path().to_string();
     if path.len() > 256 {
@@ -140,7 +151,7 @@ async fn access_log(request: Request, next: Next) -> Response {
         method = %method,
         path = %path,
         status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
     );
     response
 }

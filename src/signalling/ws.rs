@@ -45,9 +45,12 @@ pub async fn run_session(socket: WebSocket, state: AppState) {
     let (mut sink, mut stream) = socket.split();
     let mut limiter = RateLimiter::new(Instant::now());
 
-    let Some(request) = wait_for_join(&mut sink, &mut stream, &mut limiter).await else {
-        close(&mut sink, CLOSE_NORMAL).await;
-        return;
+    let request = match wait_for_join(&mut sink, &mut stream, &mut limiter).await {
+        Ok(request) => request,
+        Err(close_code) => {
+            close(&mut sink, close_code).await;
+            return;
+        }
     };
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -91,28 +94,30 @@ pub async fn run_session(socket: WebSocket, state: AppState) {
     close(&mut sink, outcome.close_code).await;
 }
 
-/// Reads until a valid `join`; answers everything else with an error.
+/// Reads until a valid `join`; answers everything else with an error. On failure, returns the
+/// close code to end the connection with.
 async fn wait_for_join(
     sink: &mut Sink,
     stream: &mut Stream,
     limiter: &mut RateLimiter,
-) -> Option<JoinRequest> {
+) -> Result<JoinRequest, u16> {
     let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
     loop {
-        let message = tokio::time::timeout_at(deadline, stream.next())
-            .await
-            .ok()??
-            .ok()?;
+        let message = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(message))) => message,
+            Ok(_) => return Err(CLOSE_GOING_AWAY),
+            Err(_) => return Err(CLOSE_POLICY),
+        };
         let text = match message {
             Message::Text(text) => text,
             Message::Binary(_) => {
                 let error = ProtocolError::new(ErrorCode::BadMessage, "binary frames are not used");
                 if !send(sink, &Outbound::error(&error)).await {
-                    return None;
+                    return Err(CLOSE_GOING_AWAY);
                 }
                 continue;
             }
-            Message::Close(_) => return None,
+            Message::Close(_) => return Err(CLOSE_NORMAL),
             Message::Ping(_) | Message::Pong(_) => continue,
         };
         match limiter.check(Instant::now()) {
@@ -120,11 +125,11 @@ async fn wait_for_join(
             Verdict::Refuse => {
                 let error = ProtocolError::new(ErrorCode::RateLimited, "too many messages");
                 if !send(sink, &Outbound::error(&error)).await {
-                    return None;
+                    return Err(CLOSE_GOING_AWAY);
                 }
                 continue;
             }
-            Verdict::Disconnect => return None,
+            Verdict::Disconnect => return Err(CLOSE_POLICY),
         }
         match protocol::parse(&text) {
             Ok(Inbound::Join {
@@ -133,7 +138,7 @@ async fn wait_for_join(
                 audio_muted,
                 video_muted,
             }) => {
-                return Some(JoinRequest {
+                return Ok(JoinRequest {
                     room,
                     name,
                     audio_muted,
@@ -143,12 +148,15 @@ async fn wait_for_join(
             Ok(_) => {
                 let error = ProtocolError::new(ErrorCode::NotJoined, "send join first");
                 if !send(sink, &Outbound::error(&error)).await {
-                    return None;
+                    return Err(CLOSE_GOING_AWAY);
                 }
             }
             Err(error) => {
-                if !send(sink, &Outbound::error(&error)).await || error.code.closes() {
-                    return None;
+                if !send(sink, &Outbound::error(&error)).await {
+                    return Err(CLOSE_GOING_AWAY);
+                }
+                if error.code.closes() {
+                    return Err(CLOSE_NORMAL);
                 }
             }
         }

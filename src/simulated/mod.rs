@@ -630,7 +630,7 @@ async fn run(
                     media.send_frame(false, AUDIO_PAYLOAD, now);
                 }
                 // Video as 25 frames per second: a frame every other tick.
-                if send_video && tick_count % 2 == 0 {
+                if send_video && tick_count.is_multiple_of(2) {
                     media.send_frame(true, video_bytes_per_tick * 2, now);
                 }
             }

@@ -69,9 +69,12 @@ impl TestServer {
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("the server prints its address within 30 s");
+            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server did not print its address within 30 s");
+            };
             if let Some(rest) = line.strip_prefix("Zaal listening on ") {
                 let base = rest.split_whitespace().next().unwrap().to_string();
                 let media_port = rest

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Zaal's one test command: unit and integration tests, then the browser tests.
+#
+# Installs what it needs when missing (Debian's chromium; playwright-core from npm), builds
+# once in release mode (the integration tests and the browser tests share that build), and runs
+# the browser tests inside a network namespace that has only `lo`, so no packet leaves loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "Rust: unit and integration tests (release build)"
+cargo test --release --locked
+
+step "Browser tests: dependencies"
+if [ ! -x /usr/bin/chromium ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+fi
+if ! command -v ip >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2
+fi
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+
+step "Browser tests: headless Chromium in a loopback-only network namespace"
+namespace=(unshare --net)
+if [ "$(id -u)" -ne 0 ]; then
+    namespace=(unshare --user --map-root-user --net)
+fi
+"${namespace[@]}" sh -c 'ip link set lo up && ZAAL_BIN=target/release/zaal node --test tests/browser/'
+
+step "All tests passed"
