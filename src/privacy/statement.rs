@@ -204,10 +204,10 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The statement as a page in the web client's style.
+/// The statement as a page in the web client's style (its stylesheet and header).
 pub fn render_html(settings: &Settings, language: Language) -> String {
     let (title, sections) = sections(settings, language);
-    let other = match language {
+    let (other_code, other_name) = match language {
         Language::Dutch => ("en", "English"),
         Language::English => ("nl", "Nederlands"),
     };
@@ -217,22 +217,29 @@ pub fn render_html(settings: &Settings, language: Language) -> String {
     };
     let mut body = String::new();
     for section in sections {
-        body.push_str(&format!("<h2>{}</h2>\n", escape(&section.heading)));
+        body.push_str(&format!(
+            "<section class=\"card\">\n<h2>{}</h2>\n",
+            escape(&section.heading)
+        ));
         for paragraph in section.paragraphs {
             body.push_str(&format!("<p>{}</p>\n", escape(&paragraph)));
         }
+        body.push_str("</section>\n");
     }
     format!(
         "<!doctype html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title} · Zaal</title>\n<link rel=\"stylesheet\" href=\"/assets/css/zaal.css\">\n\
-         </head>\n<body class=\"page-privacy\">\n<main class=\"statement\">\n<h1>{title}</h1>\n{body}\
-         <p><a href=\"/privacy?lang={other_code}\" lang=\"{other_code}\">{other_name}</a> · \
-         <a href=\"/\">{home}</a></p>\n</main>\n</body>\n</html>\n",
+         <meta name=\"referrer\" content=\"no-referrer\">\n\
+         <title>{title} · Zaal</title>\n\
+         <link rel=\"icon\" href=\"/assets/icon.svg\" type=\"image/svg+xml\">\n\
+         <link rel=\"stylesheet\" href=\"/assets/css/zaal.css\">\n</head>\n\
+         <body class=\"page\">\n<header class=\"site-header\">\n\
+         <a class=\"brand\" href=\"/\"><img src=\"/assets/icon.svg\" alt=\"\" width=\"28\" height=\"28\"><span>Zaal</span></a>\n\
+         <a href=\"/privacy?lang={other_code}\" lang=\"{other_code}\" hreflang=\"{other_code}\">{other_name}</a>\n\
+         </header>\n<main id=\"main\" class=\"container narrow\">\n<h1>{title}</h1>\n{body}\
+         </main>\n<footer class=\"site-footer\"><a href=\"/\">{home}</a></footer>\n</body>\n</html>\n",
         lang = language.code(),
         title = escape(&title),
-        other_code = other.0,
-        other_name = other.1,
     )
 }
 

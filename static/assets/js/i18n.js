@@ -76,6 +76,11 @@ export function applyTranslations(root = document) {
   for (const el of root.querySelectorAll('[data-i18n-placeholder]')) {
     el.placeholder = t(el.getAttribute('data-i18n-placeholder'));
   }
+  // The privacy statement is rendered by the server, which cannot read our
+  // stored choice: tell it in the link.
+  for (const el of root.querySelectorAll('a[href^="/privacy"]')) {
+    el.setAttribute('href', `/privacy?lang=${lang}`);
+  }
 }
 
 export function setLang(next) {
