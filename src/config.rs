@@ -47,6 +47,7 @@ pub struct RawSettings {
     pub logs: RawDir,
     pub privacy: RawPrivacy,
     pub retention: RawRetention,
+    pub usage: RawUsage,
     pub focus: RawFocus,
     pub auth: RawAuth,
 }
@@ -94,6 +95,12 @@ pub struct RawRetention {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawUsage {
+    pub period: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawFocus {
     pub empty_grace: String,
     pub max_participants: u32,
@@ -115,6 +122,7 @@ pub struct Settings {
     pub logs_dir: PathBuf,
     pub privacy: PrivacySettings,
     pub retention: RetentionSettings,
+    pub usage_period: UsagePeriod,
     pub focus: FocusSettings,
     pub auth: AuthSettings,
     /// What the settings were made from, for `check-config`.
@@ -144,6 +152,25 @@ pub struct PrivacySettings {
     pub controller: String,
     pub contact_email: String,
     pub dpo: String,
+}
+
+/// How usage reports group days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsagePeriod {
+    Day,
+    Week,
+    Month,
+}
+
+impl UsagePeriod {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "day" => Some(UsagePeriod::Day),
+            "week" => Some(UsagePeriod::Week),
+            "month" => Some(UsagePeriod::Month),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -259,11 +286,17 @@ impl Settings {
         let data_dir = nonempty_dir("data.dir", &raw.data.dir)?;
         let logs_dir = nonempty_dir("logs.dir", &raw.logs.dir)?;
         let retention = RetentionSettings {
-            access: duration("retention.access", &raw.retention.access)?,
-            technical: duration("retention.technical", &raw.retention.technical)?,
-            focus: duration("retention.focus", &raw.retention.focus)?,
-            bridge: duration("retention.bridge", &raw.retention.bridge)?,
+            access: retention("retention.access", &raw.retention.access)?,
+            technical: retention("retention.technical", &raw.retention.technical)?,
+            focus: retention("retention.focus", &raw.retention.focus)?,
+            bridge: retention("retention.bridge", &raw.retention.bridge)?,
         };
+        let usage_period = UsagePeriod::parse(raw.usage.period.trim()).ok_or_else(|| {
+            invalid(
+                "usage.period",
+                format!("`{}`: expected day, week or month", raw.usage.period),
+            )
+        })?;
         if raw.focus.max_participants < 2 {
             return Err(invalid("focus.max_participants", "must be at least 2"));
         }
@@ -296,6 +329,7 @@ impl Settings {
                 dpo: raw.privacy.dpo.clone(),
             },
             retention,
+            usage_period,
             focus,
             auth,
             raw,
@@ -341,6 +375,15 @@ fn duration_allow_zero(key: &'static str, value: &str) -> Result<Duration, Confi
             format!("`{value}` is not a duration; write e.g. 30s, 15m, 12h or 14d"),
         )
     })
+}
+
+/// A retention period: at least an hour, because the stream files are per hour.
+fn retention(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let parsed = duration(key, value)?;
+    if parsed < Duration::from_secs(3600) {
+        return Err(invalid(key, "must be at least 1h"));
+    }
+    Ok(parsed)
 }
 
 fn duration(key: &'static str, value: &str) -> Result<Duration, ConfigError> {

@@ -13,6 +13,7 @@ use crate::config::Settings;
 use crate::focus::Focus;
 use crate::sfu::{MediaConfig, Sfu};
 use crate::signalling::{AppState, router};
+use crate::stats::usage::{Usage, UsageError};
 use crate::store::Store;
 
 /// A started server.
@@ -24,13 +25,40 @@ pub struct Server {
     focus: Focus,
     shutdown: watch::Sender<bool>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
+    purger: tokio::task::JoinHandle<()>,
     _sfu: Sfu,
+}
+
+/// How often the running server applies retention.
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Applies retention to the log streams; a failure is reported in the technical stream and
+/// retried at the next interval.
+async fn purge_logs(settings: &Settings) {
+    let dir = settings.logs_dir.clone();
+    let retention = settings.retention;
+    let result = tokio::task::spawn_blocking(move || {
+        crate::privacy::retention::purge(&dir, std::time::SystemTime::now(), &retention)
+    })
+    .await;
+    match result {
+        Ok(Ok(report)) => {
+            let removed: usize = report.streams.iter().map(|(_, p)| p.records_removed).sum();
+            if removed > 0 {
+                tracing::info!(target: crate::privacy::TECHNICAL, event = "retention-purge", records_removed = removed);
+            }
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "retention purge failed"),
+        Err(e) => tracing::error!(error = %e, "retention purge failed"),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Usage(#[from] UsageError),
     #[error("cannot start the media port: {0}")]
     Media(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -42,7 +70,10 @@ pub enum StartError {
 
 impl Server {
     pub async fn start(settings: Settings) -> Result<Self, StartError> {
+        // Retention applies from the first moment: nothing expired survives a restart.
+        purge_logs(&settings).await;
         let store = Arc::new(Store::open(&settings.data_dir)?);
+        let usage = Arc::new(Usage::open(&settings.data_dir)?);
         let (sfu_events_tx, sfu_events_rx) = mpsc::unbounded_channel();
         let sfu = Sfu::start(
             MediaConfig {
@@ -54,7 +85,13 @@ impl Server {
         )
         .map_err(StartError::Media)?;
         let media_addr = sfu.candidates()[0];
-        let focus = Focus::start(settings.focus, store.clone(), sfu.handle(), sfu_events_rx);
+        let focus = Focus::start(
+            settings.focus,
+            store.clone(),
+            usage,
+            sfu.handle(),
+            sfu_events_rx,
+        );
         let listener = TcpListener::bind(settings.http.listen)
             .await
             .map_err(|source| StartError::Http {
@@ -76,6 +113,17 @@ impl Server {
             };
             format!("http://{host}:{}", http_addr.port())
         });
+        let purger = {
+            let settings = settings.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(PURGE_INTERVAL);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    purge_logs(&settings).await;
+                }
+            })
+        };
         let state = AppState {
             store,
             focus: focus.clone(),
@@ -99,12 +147,14 @@ impl Server {
             focus,
             shutdown,
             http,
+            purger,
             _sfu: sfu,
         })
     }
 
     /// Ends every conference (clients are told), then stops accepting requests.
     pub async fn stop(self) {
+        self.purger.abort();
         self.focus.shutdown().await;
         let _ = self.shutdown.send(true);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.http).await;

@@ -5,7 +5,10 @@
 
 mod check_config;
 mod privacy_statement;
+mod purge;
+mod report;
 mod serve;
+mod subject;
 mod user;
 
 use std::path::PathBuf;
@@ -68,8 +71,11 @@ enum Command {
         from: Option<String>,
         #[arg(long)]
         to: Option<String>,
-        #[arg(long, default_value = "json")]
+        #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
         format: String,
+        /// Group by day, week or month (default: usage.period)
+        #[arg(long, value_parser = ["day", "week", "month"])]
+        period: Option<String>,
     },
     /// Print the privacy statement served at /privacy
     PrivacyStatement {
@@ -117,9 +123,27 @@ pub fn run() -> ExitCode {
         Command::PrivacyStatement { lang } => privacy_statement::run(&settings, &lang),
         Command::CheckConfig => unreachable!("handled above"),
         Command::Token { .. } => not_yet("token"),
-        Command::Purge { .. } => not_yet("purge"),
-        Command::Subject { .. } => not_yet("subject"),
-        Command::Report { .. } => not_yet("report"),
+        Command::Purge { now } => purge::run(&settings, now.as_deref()),
+        Command::Subject { action } => match action {
+            SubjectAction::Export(t) => {
+                subject::run(&settings, false, t.name.as_deref(), t.ip.as_deref())
+            }
+            SubjectAction::Erase(t) => {
+                subject::run(&settings, true, t.name.as_deref(), t.ip.as_deref())
+            }
+        },
+        Command::Report {
+            from,
+            to,
+            format,
+            period,
+        } => report::run(
+            &settings,
+            from.as_deref(),
+            to.as_deref(),
+            &format,
+            period.as_deref(),
+        ),
     }
 }
 

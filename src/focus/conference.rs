@@ -112,8 +112,14 @@ pub enum FocusRecord {
     ConferenceEnded {
         conference: ConferenceId,
         room: RoomName,
+        /// From the first join to the last leave.
         seconds: u64,
+        /// From the first join to now (the end includes the grace period).
+        age_seconds: u64,
         peak_participants: usize,
+        /// Joins over the conference's life.
+        participants: usize,
+        participant_seconds: u64,
     },
     JoinRefused {
         room: RoomName,
@@ -155,6 +161,9 @@ struct Conference {
     members: Vec<Member>,
     empty_since: Option<Instant>,
     peak: usize,
+    joins: usize,
+    /// Time spent in the conference by everyone who has left it.
+    participant_seconds: u64,
 }
 
 impl Conference {
@@ -232,6 +241,8 @@ impl Conferences {
                 members: Vec::new(),
                 empty_since: None,
                 peak: 0,
+                joins: 0,
+                participant_seconds: 0,
             };
             effects.push(Effect::Log(FocusRecord::ConferenceStarted {
                 conference: conference.id.clone(),
@@ -272,6 +283,7 @@ impl Conferences {
         });
         self.room_of.insert(info.id.clone(), request.room.clone());
         conference.members.push(Member { info, joined: now });
+        conference.joins += 1;
         conference.empty_since = None;
         conference.peak = conference.peak.max(conference.members.len());
         effects.extend(conference.plan_effects());
@@ -299,6 +311,8 @@ impl Conferences {
             return Vec::new();
         };
         let member = conference.members.remove(index);
+        let stayed = now.saturating_duration_since(member.joined).as_secs();
+        conference.participant_seconds += stayed;
         let mut effects = vec![Effect::StopMedia {
             participant: participant.clone(),
         }];
@@ -309,7 +323,7 @@ impl Conferences {
             conference: conference.id.clone(),
             participant: participant.clone(),
             reason,
-            seconds: now.saturating_duration_since(member.joined).as_secs(),
+            seconds: stayed,
         }));
         effects.extend(conference.plan_effects());
         if conference.members.is_empty() {
@@ -379,11 +393,15 @@ impl Conferences {
         let mut effects = Vec::new();
         for room in ended {
             if let Some(c) = self.by_room.remove(&room) {
+                let last_leave = c.empty_since.unwrap_or(now);
                 effects.push(Effect::Log(FocusRecord::ConferenceEnded {
                     conference: c.id,
                     room: c.room,
-                    seconds: now.saturating_duration_since(c.started).as_secs(),
+                    seconds: last_leave.saturating_duration_since(c.started).as_secs(),
+                    age_seconds: now.saturating_duration_since(c.started).as_secs(),
                     peak_participants: c.peak,
+                    participants: c.joins,
+                    participant_seconds: c.participant_seconds,
                 }));
             }
         }
@@ -527,14 +545,20 @@ mod tests {
         assert_eq!(again.conference, a.conference);
         c.leave(t0 + Duration::from_secs(20), &again.you, LeaveReason::Left);
         let effects = c.tick(t0 + Duration::from_secs(50));
-        assert!(matches!(
-            &effects[..],
-            [Effect::Log(FocusRecord::ConferenceEnded {
-                peak_participants: 1,
-                seconds: 50,
-                ..
-            })]
-        ));
+        assert!(
+            matches!(
+                &effects[..],
+                [Effect::Log(FocusRecord::ConferenceEnded {
+                    peak_participants: 1,
+                    participants: 2,
+                    seconds: 20,
+                    age_seconds: 50,
+                    participant_seconds: 10,
+                    ..
+                })]
+            ),
+            "{effects:?}"
+        );
         assert!(!c.is_running(&RoomName::parse("klas").unwrap()));
         // A later join starts a new conference with a new identifier.
         let (later, _) = joined(c.join(t0 + Duration::from_secs(60), request("klas", "A"), true));

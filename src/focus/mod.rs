@@ -12,7 +12,7 @@ mod plan;
 mod room;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
@@ -26,6 +26,7 @@ pub use room::{MAX_ROOM_NAME, RoomName, RoomNameError};
 use crate::config::FocusSettings;
 use crate::privacy::FOCUS;
 use crate::sfu::{ClientSignal, SfuCommand, SfuEvent, SfuHandle};
+use crate::stats::usage::{ConferenceUsage, Usage};
 use crate::store::Store;
 use conference::{Conferences, Effect, FocusRecord};
 
@@ -77,6 +78,7 @@ impl Focus {
     pub fn start(
         settings: FocusSettings,
         store: Arc<Store>,
+        usage: Arc<Usage>,
         sfu: SfuHandle,
         sfu_events: mpsc::UnboundedReceiver<SfuEvent>,
     ) -> Self {
@@ -85,6 +87,7 @@ impl Focus {
             state: Conferences::new(settings.empty_grace, settings.max_participants),
             sinks: std::collections::HashMap::new(),
             store,
+            usage,
             sfu,
         };
         tokio::spawn(actor.run(rx, sfu_events));
@@ -151,6 +154,7 @@ struct Actor {
     state: Conferences,
     sinks: std::collections::HashMap<ParticipantId, ParticipantSink>,
     store: Arc<Store>,
+    usage: Arc<Usage>,
     sfu: SfuHandle,
 }
 
@@ -205,6 +209,13 @@ impl Actor {
                 let (result, effects) = self.state.join(now, request, room_exists);
                 if let Ok(joined) = &result {
                     self.sinks.insert(joined.you.clone(), events);
+                    let usage = self.usage.clone();
+                    let concurrent = self.state.participant_count() as u64;
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = usage.observe_concurrent(SystemTime::now(), concurrent) {
+                            warn!(error = %e, "cannot record usage");
+                        }
+                    });
                 }
                 // The reply goes first so that `joined` precedes anything about the others.
                 let _ = reply.send(result);
@@ -246,6 +257,34 @@ impl Actor {
         }
     }
 
+    /// An ended conference, anonymously, for usage reports.
+    fn count_usage(&self, record: &FocusRecord) {
+        let FocusRecord::ConferenceEnded {
+            seconds,
+            age_seconds,
+            peak_participants,
+            participants,
+            participant_seconds,
+            ..
+        } = *record
+        else {
+            return;
+        };
+        let conference = ConferenceUsage {
+            started: SystemTime::now() - Duration::from_secs(age_seconds),
+            participants: participants as u32,
+            peak: peak_participants as u32,
+            participant_seconds,
+            duration_seconds: seconds,
+        };
+        let usage = self.usage.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = usage.record_conference(&conference) {
+                warn!(error = %e, "cannot record usage");
+            }
+        });
+    }
+
     fn notify(&self, participant: &ParticipantId, event: ParticipantEvent) {
         if let Some(sink) = self.sinks.get(participant) {
             let _ = sink.send(event);
@@ -256,15 +295,11 @@ impl Actor {
         for effect in effects {
             match effect {
                 Effect::Notify(participant, event) => self.notify(&participant, event),
-                Effect::StartMedia {
-                    conference,
-                    participant,
-                } => {
+                Effect::StartMedia { participant, .. } => {
                     let Some(sink) = self.sinks.get(&participant).cloned() else {
                         continue;
                     };
                     self.sfu.send(SfuCommand::AddPeer {
-                        conference,
                         participant,
                         signals: Box::new(move |signal| {
                             let _ = sink.send(ParticipantEvent::Media(signal));
@@ -293,7 +328,10 @@ impl Actor {
                         signal,
                     });
                 }
-                Effect::Log(record) => log_record(&record),
+                Effect::Log(record) => {
+                    log_record(&record);
+                    self.count_usage(&record);
+                }
             }
         }
     }
@@ -330,6 +368,8 @@ fn log_record(record: &FocusRecord) {
             room,
             seconds,
             peak_participants,
+            participants,
+            ..
         } => {
             info!(
                 target: FOCUS,
@@ -338,6 +378,7 @@ fn log_record(record: &FocusRecord) {
                 %room,
                 seconds,
                 peak_participants,
+                participants,
             );
         }
         FocusRecord::JoinRefused { room, reason } => {

@@ -5,9 +5,12 @@
 //! one of the stream targets below; nothing else reaches a file. It must never let a personal
 //! field reach a stream that may not hold it, and never writes log records to stdout or stderr.
 
+pub mod logfile;
 pub mod pii;
+pub mod retention;
 pub mod statement;
 pub mod streams;
+pub mod subject;
 
 pub use streams::{LogGuard, Stream, init_logging};
 

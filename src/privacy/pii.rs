@@ -11,6 +11,12 @@ use std::sync::OnceLock;
 
 use crate::config::IpMode;
 
+/// The log fields that hold an IP address. Only the `access` and `technical` streams accept a
+/// record with one of these (enforced by the stream filter), and data-subject requests search them.
+pub const IP_FIELDS: &[&str] = &["client_ip"];
+/// The log fields that hold a display name. Only the `technical` stream accepts them.
+pub const NAME_FIELDS: &[&str] = &["name"];
+
 /// What the operator allows to be written, fixed once at start-up.
 #[derive(Debug, Clone, Copy)]
 pub struct PiiPolicy {
@@ -117,7 +123,7 @@ pub struct LoggedName<'a>(&'a str);
 impl fmt::Display for LoggedName<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if policy().log_names {
-            write!(f, "{:?}", self.0)
+            f.write_str(self.0)
         } else {
             f.write_str("-")
         }

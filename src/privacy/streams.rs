@@ -1,18 +1,22 @@
 //! The log streams as JSON-lines files, one file per stream per hour.
 //!
 //! A record's stream is its `tracing` target; warnings and errors of any other target belong to
-//! `technical`. Files roll every hour (`<stream>.YYYY-MM-DD-HH.jsonl`) so that retention can
-//! delete whole files. Writing is non-blocking: a slow disk never stalls a request or a packet.
+//! `technical`. Files roll every hour (`<stream>.YYYY-MM-DD-HH.jsonl`, see `logfile`) so that
+//! retention can delete whole files. Writing is non-blocking: a background thread does the file
+//! I/O, so a slow disk never stalls a request or a packet.
 
-use std::path::Path;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use tracing::Level;
 use tracing_appender::non_blocking::WorkerGuard;
-use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
 
+use super::pii::{IP_FIELDS, NAME_FIELDS};
 use super::{ACCESS, BRIDGE, FOCUS, TECHNICAL};
 
 /// One log stream.
@@ -41,8 +45,20 @@ impl Stream {
         }
     }
 
-    /// Whether a record with this target and level belongs to this stream.
-    fn accepts(self, target: &str, level: &Level) -> bool {
+    /// Whether a record with this target, level and fields belongs to this stream. A record
+    /// carrying a personal-data field (`pii::IP_FIELDS`, `pii::NAME_FIELDS`) is refused by every
+    /// stream that may not hold it (SPEC §2, P2 and P3), whatever its target.
+    fn accepts(self, target: &str, level: &Level, fields: &[&str]) -> bool {
+        let has = |names: &[&str]| fields.iter().any(|f| names.contains(f));
+        let allowed = match self {
+            Stream::Technical => true,
+            Stream::Access => !has(NAME_FIELDS),
+            Stream::Focus | Stream::Bridge => !has(NAME_FIELDS) && !has(IP_FIELDS),
+        };
+        allowed && self.accepts_target(target, level)
+    }
+
+    fn accepts_target(self, target: &str, level: &Level) -> bool {
         match self {
             Stream::Technical => {
                 target == TECHNICAL
@@ -50,6 +66,43 @@ impl Stream {
             }
             stream => target == stream.name(),
         }
+    }
+}
+
+/// Appends one stream's records to the file of the current hour, taking the file's lock for
+/// each record so that a concurrent rewrite (retention, erasure) never loses one.
+struct HourlyWriter {
+    dir: PathBuf,
+    stream: Stream,
+    open: Option<(String, File)>,
+}
+
+impl Write for HourlyWriter {
+    fn write(&mut self, record: &[u8]) -> io::Result<usize> {
+        let name = super::logfile::file_name(self.stream, SystemTime::now());
+        let path = self.dir.join(&name);
+        let file = loop {
+            if !matches!(&self.open, Some((open, _)) if *open == name) {
+                self.open = Some((name.clone(), super::logfile::open_append(&path)?));
+            }
+            let (_, file) = self.open.as_mut().expect("opened just above");
+            file.lock()?;
+            // A rewrite may have replaced the file while we waited for the lock.
+            if super::logfile::is_current(file, &path) {
+                break file;
+            }
+            file.unlock()?;
+            self.open = None;
+        };
+        let written = file.write_all(record);
+        let unlocked = file.unlock();
+        written?;
+        unlocked?;
+        Ok(record.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -61,15 +114,20 @@ pub struct LogGuard {
 /// Installs the process-wide subscriber writing the four streams under `dir`.
 pub fn init_logging(dir: &Path) -> std::io::Result<LogGuard> {
     std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The streams hold personal data: only the service may read them.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
     let mut guards = Vec::new();
     let mut layers = Vec::new();
     for stream in Stream::ALL {
-        let appender = RollingFileAppender::builder()
-            .rotation(Rotation::HOURLY)
-            .filename_prefix(stream.name())
-            .filename_suffix("jsonl")
-            .build(dir)
-            .map_err(std::io::Error::other)?;
+        let appender = HourlyWriter {
+            dir: dir.to_path_buf(),
+            stream,
+            open: None,
+        };
         let (writer, guard) = tracing_appender::non_blocking(appender);
         guards.push(guard);
         let layer = tracing_subscriber::fmt::layer()
@@ -81,7 +139,8 @@ pub fn init_logging(dir: &Path) -> std::io::Result<LogGuard> {
             .with_ansi(false)
             .with_writer(writer)
             .with_filter(filter_fn(move |meta| {
-                stream.accepts(meta.target(), meta.level())
+                let fields: Vec<&str> = meta.fields().iter().map(|f| f.name()).collect();
+                stream.accepts(meta.target(), meta.level(), &fields)
             }))
             .boxed();
         layers.push(layer);
@@ -98,11 +157,25 @@ mod tests {
 
     #[test]
     fn records_go_to_their_stream_only() {
-        assert!(Stream::Access.accepts(ACCESS, &Level::INFO));
-        assert!(!Stream::Technical.accepts(ACCESS, &Level::ERROR));
-        assert!(Stream::Technical.accepts("zaal::sfu", &Level::WARN));
-        assert!(!Stream::Technical.accepts("zaal::sfu", &Level::INFO));
-        assert!(Stream::Focus.accepts(FOCUS, &Level::INFO));
-        assert!(!Stream::Bridge.accepts(FOCUS, &Level::INFO));
+        assert!(Stream::Access.accepts(ACCESS, &Level::INFO, &[]));
+        assert!(!Stream::Technical.accepts(ACCESS, &Level::ERROR, &[]));
+        assert!(Stream::Technical.accepts("zaal::sfu", &Level::WARN, &[]));
+        assert!(!Stream::Technical.accepts("zaal::sfu", &Level::INFO, &[]));
+        assert!(Stream::Focus.accepts(FOCUS, &Level::INFO, &[]));
+        assert!(!Stream::Bridge.accepts(FOCUS, &Level::INFO, &[]));
+    }
+
+    #[test]
+    fn personal_fields_never_reach_a_stream_that_may_not_hold_them() {
+        let ip = &["event", "client_ip"][..];
+        let name = &["event", "name"][..];
+        assert!(Stream::Access.accepts(ACCESS, &Level::INFO, ip));
+        assert!(!Stream::Access.accepts(ACCESS, &Level::INFO, name));
+        assert!(!Stream::Focus.accepts(FOCUS, &Level::INFO, ip));
+        assert!(!Stream::Focus.accepts(FOCUS, &Level::INFO, name));
+        assert!(!Stream::Bridge.accepts(BRIDGE, &Level::WARN, ip));
+        assert!(!Stream::Bridge.accepts(BRIDGE, &Level::INFO, name));
+        assert!(Stream::Technical.accepts(TECHNICAL, &Level::INFO, name));
+        assert!(Stream::Technical.accepts(TECHNICAL, &Level::INFO, ip));
     }
 }

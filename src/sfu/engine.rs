@@ -399,7 +399,6 @@ impl Core {
                 info!(
                     target: BRIDGE,
                     event = "connection-state",
-                    conference = %peer.conference,
                     participant = %peer.participant,
                     state = %state,
                 );
@@ -429,7 +428,6 @@ impl Core {
                     info!(
                         target: BRIDGE,
                         event = "ice-state",
-                        conference = %peer.conference,
                         participant = %peer.participant,
                         state = %state,
                     );
@@ -490,7 +488,6 @@ impl Core {
     fn on_command(&mut self, now: Instant, command: SfuCommand) {
         match command {
             SfuCommand::AddPeer {
-                conference,
                 participant,
                 signals,
             } => {
@@ -500,7 +497,6 @@ impl Core {
                 let peers = &self.peers;
                 let created = Peer::new(
                     now,
-                    conference,
                     participant.clone(),
                     signals,
                     &self.candidates,
@@ -511,7 +507,6 @@ impl Core {
                         info!(
                             target: BRIDGE,
                             event = "peer-created",
-                            conference = %peer.conference,
                             participant = %peer.participant,
                         );
                         let ufrag = peer.ufrag.clone();
@@ -941,7 +936,6 @@ impl Core {
         info!(
             target: BRIDGE,
             event = "peer-closed",
-            conference = %peer.conference,
             participant = %peer.participant,
         );
         for other in renegotiate {

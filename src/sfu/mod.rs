@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
-use crate::focus::{ConferenceId, ParticipantId};
+use crate::focus::ParticipantId;
 
 pub use forward::{NegotiatedCodec, Rewrite};
 
@@ -69,7 +69,6 @@ pub type SignalSink = Box<dyn Fn(PeerSignal) + Send>;
 pub enum SfuCommand {
     /// Create the participant's peer connection; it waits for the client's publishing offer.
     AddPeer {
-        conference: ConferenceId,
         participant: ParticipantId,
         signals: SignalSink,
     },

@@ -33,7 +33,7 @@ use rtc::shared::error::Error as RtcError;
 
 use super::SignalSink;
 use super::rtcp::KeyframeRequestTap;
-use crate::focus::{ConferenceId, ParticipantId};
+use crate::focus::ParticipantId;
 
 /// ICE consent: a connection with no traffic for this long is "disconnected"…
 const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(3);
@@ -69,7 +69,6 @@ pub type SourceKey = usize;
 
 pub struct Peer {
     pub participant: ParticipantId,
-    pub conference: ConferenceId,
     pub ufrag: String,
     pub pc: RTCPeerConnection,
     pub signals: SignalSink,
@@ -225,7 +224,6 @@ pub fn build_connection(
 impl Peer {
     pub fn new(
         now: Instant,
-        conference: ConferenceId,
         participant: ParticipantId,
         signals: SignalSink,
         candidates: &[SocketAddr],
@@ -240,7 +238,6 @@ impl Peer {
         let pc = build_connection(now, &ufrag, candidates)?;
         Ok(Self {
             participant,
-            conference,
             ufrag,
             pc,
             signals,

@@ -82,11 +82,21 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let client = client_ip::client_ip(
+        peer.ip(),
+        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+        &state.settings.http.trusted_proxies,
+    );
     upgrade
         .max_frame_size(protocol::MAX_FRAME_BYTES)
         .max_message_size(protocol::MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| ws::run_session(socket, state))
+        .on_upgrade(move |socket| ws::run_session(socket, state, client))
 }
 
 async fn security_headers(request: Request, next: Next) -> Response {

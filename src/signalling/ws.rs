@@ -5,11 +5,13 @@
 //! The session holds no conference state of its own beyond "who am I"; when it ends, for
 //! whatever reason, the focus is told the participant left.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
+use tracing::info;
 
 use super::AppState;
 use super::protocol::{
@@ -19,6 +21,8 @@ use super::rate::{RateLimiter, Verdict};
 use crate::focus::{
     EndReason, JoinError, JoinRequest, LeaveReason, ParticipantEvent, ParticipantId,
 };
+use crate::privacy::TECHNICAL;
+use crate::privacy::pii::ClientIp;
 use crate::sfu::{ClientSignal, PeerSignal};
 
 /// How long a client may take to send `join`.
@@ -41,7 +45,7 @@ struct Outcome {
     close_code: u16,
 }
 
-pub async fn run_session(socket: WebSocket, state: AppState) {
+pub async fn run_session(socket: WebSocket, state: AppState, client: IpAddr) {
     let (mut sink, mut stream) = socket.split();
     let mut limiter = RateLimiter::new(Instant::now());
 
@@ -53,6 +57,16 @@ pub async fn run_session(socket: WebSocket, state: AppState) {
         }
     };
 
+    // The one record tying a name to an address, for debugging connection problems: it goes to
+    // the technical stream only, with the configured IP mode and name policy, and without any
+    // conference or participant identifier (SPEC P2, P3, P6).
+    info!(
+        target: TECHNICAL,
+        event = "join",
+        room = %request.room,
+        name = %request.name.for_technical_log(),
+        client_ip = %ClientIp(client),
+    );
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let joined = match state.focus.join(request, events_tx).await {
         Ok(joined) => joined,

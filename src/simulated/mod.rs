@@ -153,7 +153,29 @@ impl SimulatedParticipant {
                 .replacen("http://", "ws://", 1)
                 .replacen("https://", "wss://", 1)
         );
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+        // Connect from the configured local address, so that tests can tell this participant's
+        // traffic apart (e.g. 127.0.0.23).
+        let host = options
+            .server
+            .split("://")
+            .nth(1)
+            .unwrap_or_default()
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let server_addr = tokio::net::lookup_host(&host)
+            .await?
+            .next()
+            .ok_or_else(|| SimError::Protocol(format!("cannot resolve {host}")))?;
+        let tcp = if server_addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        tcp.bind(SocketAddr::new(options.local_ip, 0))?;
+        let stream = tcp.connect(server_addr).await?;
+        let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await?;
         let join = json!({
             "type": "join", "version": 1, "room": options.room, "name": options.name,
             "audioMuted": !options.send_audio, "videoMuted": !options.send_video,
@@ -552,9 +574,7 @@ impl Media {
 }
 
 async fn run(
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
     socket: UdpSocket,
     mut media: Media,
     options: SimOptions,

@@ -71,6 +71,7 @@ let mediaPort = null;
 let browser = null;
 const participants = new Map(); // name → {context, page}
 const scriptProblems = []; // uncaught page errors and CSP violations, asserted at the end
+const foreignRequests = []; // requests to any origin but the server's own, asserted at the end (P9)
 
 // ---------------------------------------------------------------- helpers
 
@@ -189,6 +190,11 @@ async function waitUntil(what, probe, { timeout = 30000, interval = 100 } = {}) 
 async function openPage(label) {
   const context = await browser.newContext({ viewport: { width: 640, height: 480 }, locale: 'en-US' });
   await context.addInitScript(RECORD_PEER_CONNECTIONS);
+  context.on('request', (request) => {
+    const url = request.url();
+    const own = url.startsWith(`${base}/`) || url.startsWith(base.replace(/^http/, 'ws') + '/');
+    if (!own && !url.startsWith('data:') && !url.startsWith('blob:')) foreignRequests.push(`${label}: ${url}`);
+  });
   const page = await context.newPage();
   page.on('pageerror', (err) => {
     scriptProblems.push(`${label}: uncaught ${err.message}`);
@@ -405,6 +411,23 @@ test('D: when a participant leaves, the others drop their tile within 10 s', { t
   log(`Carol's tile was gone everywhere after ${Date.now() - started} ms`);
 });
 
-test('no uncaught script errors and no Content-Security-Policy violations', () => {
+test('E: every page loads everything from its own origin', { timeout: 30000 }, async () => {
+  const { context, page } = await openPage('Visitor');
+  try {
+    let requests = 0;
+    page.on('request', () => (requests += 1));
+    for (const path of ['/', '/setup', '/privacy', '/privacy?lang=nl', `/${ROOM}`]) {
+      await page.goto(`${base}${path}`, { waitUntil: 'networkidle' });
+    }
+    assert.ok(requests >= 10, `the pages made their requests (${requests})`);
+    assert.deepEqual(foreignRequests, []);
+    log(`${requests} requests from five pages, all to ${base}`);
+  } finally {
+    await context.close();
+  }
+});
+
+test('no uncaught script errors, no Content-Security-Policy violations, no request elsewhere', () => {
   assert.deepEqual(scriptProblems, []);
+  assert.deepEqual(foreignRequests, []);
 });

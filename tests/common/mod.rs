@@ -14,7 +14,10 @@ pub struct TestServer {
     pub base: String,
     pub media_port: u16,
     pub dir: tempfile::TempDir,
-    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The extra environment the server was started with.
+    pub env: Vec<(String, String)>,
+    /// Everything the server printed on stdout and stderr.
+    pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 fn zaal() -> Command {
@@ -52,10 +55,11 @@ impl TestServer {
         let mut child = serve
             .arg("serve")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("zaal serve");
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         {
@@ -63,6 +67,15 @@ impl TestServer {
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                     let _ = tx.send(line.clone());
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("[zaal stderr] {line}");
                     lines.lock().unwrap().push(line);
                 }
             });
@@ -89,7 +102,11 @@ impl TestServer {
                     base,
                     media_port,
                     dir,
-                    stdout: lines,
+                    env: extra_env
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    output: lines,
                 };
             }
         }
@@ -132,6 +149,29 @@ impl TestServer {
 
     pub fn logs_dir(&self) -> std::path::PathBuf {
         self.dir.path().join("logs")
+    }
+
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs a `zaal` command with this server's configuration; returns (status, stdout, stderr).
+    pub fn command(&self, args: &[&str], extra_env: &[(&str, &str)]) -> (bool, String, String) {
+        let mut cmd = zaal();
+        cmd.env("ZAAL__DATA__DIR", self.data_dir())
+            .env("ZAAL__LOGS__DIR", self.logs_dir());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let out = cmd.args(args).output().expect("run zaal");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Asks the server to stop (SIGTERM) and waits for it.
