@@ -104,13 +104,35 @@ pub struct RawUsage {
 pub struct RawFocus {
     pub empty_grace: String,
     pub max_participants: u32,
+    pub wait_for_host: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuth {
     pub session_ttl: String,
     pub setup_link_ttl: String,
+    pub login_delay: String,
+    pub login_delay_max: String,
+    pub jwt_secret: String,
+    pub jwt_public_key: String,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+}
+
+impl std::fmt::Debug for RawAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawAuth")
+            .field("session_ttl", &self.session_ttl)
+            .field("setup_link_ttl", &self.setup_link_ttl)
+            .field("login_delay", &self.login_delay)
+            .field("login_delay_max", &self.login_delay_max)
+            .field("jwt_secret", &"<redacted>")
+            .field("jwt_public_key", &self.jwt_public_key)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .finish()
+    }
 }
 
 /// Validated settings, as the rest of the program uses them.
@@ -185,13 +207,42 @@ pub struct RetentionSettings {
 pub struct FocusSettings {
     pub empty_grace: Duration,
     pub max_participants: usize,
+    pub wait_for_host: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AuthSettings {
     pub session_ttl: Duration,
     pub setup_link_ttl: Duration,
+    pub login_delay: Duration,
+    pub login_delay_max: Duration,
+    pub jwt: JwtSettings,
 }
+
+/// How signed join links are verified.
+#[derive(Clone, Default)]
+pub struct JwtSettings {
+    /// The HS256 shared secret, if any.
+    pub secret: Option<String>,
+    /// The RS256 public key (PEM), if any.
+    pub public_key_pem: Option<Vec<u8>>,
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl std::fmt::Debug for JwtSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSettings")
+            .field("secret", &self.secret.as_ref().map(|_| "<secret>"))
+            .field("public_key_pem", &self.public_key_pem.is_some())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+/// The minimum length of an HS256 secret.
+pub const MIN_JWT_SECRET: usize = 32;
 
 impl Settings {
     /// Loads the layered configuration: defaults, then `file`, then the process environment.
@@ -303,10 +354,57 @@ impl Settings {
         let focus = FocusSettings {
             empty_grace: duration_allow_zero("focus.empty_grace", &raw.focus.empty_grace)?,
             max_participants: raw.focus.max_participants as usize,
+            wait_for_host: raw.focus.wait_for_host,
         };
+        let secret = raw.auth.jwt_secret.trim();
+        if !secret.is_empty() && secret.len() < MIN_JWT_SECRET {
+            return Err(invalid(
+                "auth.jwt_secret",
+                format!("must be at least {MIN_JWT_SECRET} characters (or empty)"),
+            ));
+        }
+        let public_key_pem = match raw.auth.jwt_public_key.trim() {
+            "" => None,
+            path => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    invalid("auth.jwt_public_key", format!("cannot read {path}: {e}"))
+                })?;
+                jsonwebtoken::DecodingKey::from_rsa_pem(&pem).map_err(|e| {
+                    invalid(
+                        "auth.jwt_public_key",
+                        format!("{path} is not a PEM RSA public key: {e}"),
+                    )
+                })?;
+                Some(pem)
+            }
+        };
+        for (key, value) in [
+            ("auth.jwt_issuer", &raw.auth.jwt_issuer),
+            ("auth.jwt_audience", &raw.auth.jwt_audience),
+        ] {
+            if value.trim().is_empty() {
+                return Err(invalid(key, "must not be empty"));
+            }
+        }
+        let login_delay = duration("auth.login_delay", &raw.auth.login_delay)?;
+        let login_delay_max = duration("auth.login_delay_max", &raw.auth.login_delay_max)?;
+        if login_delay_max < login_delay {
+            return Err(invalid(
+                "auth.login_delay_max",
+                "must not be shorter than auth.login_delay",
+            ));
+        }
         let auth = AuthSettings {
             session_ttl: duration("auth.session_ttl", &raw.auth.session_ttl)?,
             setup_link_ttl: duration("auth.setup_link_ttl", &raw.auth.setup_link_ttl)?,
+            login_delay,
+            login_delay_max,
+            jwt: JwtSettings {
+                secret: (!secret.is_empty()).then(|| secret.to_string()),
+                public_key_pem,
+                issuer: raw.auth.jwt_issuer.trim().to_string(),
+                audience: raw.auth.jwt_audience.trim().to_string(),
+            },
         };
         Ok(Settings {
             http: HttpSettings {
@@ -336,9 +434,28 @@ impl Settings {
         })
     }
 
-    /// The effective configuration in the same TOML shape as `config/default.toml`.
+    /// The address participants use: `http.public_url`, or one derived from the address the
+    /// server is bound to.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.http.public_url {
+            return url.clone();
+        }
+        let host = match bound {
+            _ if bound.ip().is_unspecified() => "localhost".to_string(),
+            SocketAddr::V4(v4) => v4.ip().to_string(),
+            SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+        };
+        format!("http://{host}:{}", bound.port())
+    }
+
+    /// The effective configuration in the same TOML shape as `config/default.toml`, with the
+    /// JWT secret redacted.
     pub fn to_toml(&self) -> String {
-        toml::to_string(&self.raw).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        let mut raw = self.raw.clone();
+        if !raw.auth.jwt_secret.is_empty() {
+            raw.auth.jwt_secret = "<redacted>".into();
+        }
+        toml::to_string(&raw).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }
 
@@ -542,6 +659,17 @@ mod tests {
                 "{var}={value}: `{err}` should name {key}"
             );
         }
+    }
+
+    #[test]
+    fn the_jwt_secret_is_never_printed() {
+        let secret = "a-very-long-shared-secret-of-the-reservation-system";
+        let s = load(&[("ZAAL__AUTH__JWT_SECRET", secret)]).unwrap();
+        assert_eq!(s.auth.jwt.secret.as_deref(), Some(secret));
+        assert!(!s.to_toml().contains(secret));
+        assert!(!format!("{s:?}").contains(secret));
+        let err = load(&[("ZAAL__AUTH__JWT_SECRET", "short")]).unwrap_err();
+        assert!(err.to_string().contains("auth.jwt_secret"));
     }
 
     #[test]

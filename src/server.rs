@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::Settings;
 use crate::focus::Focus;
 use crate::sfu::{MediaConfig, Sfu};
-use crate::signalling::{AppState, router};
+use crate::signalling::{AppState, SharedThrottle, router};
 use crate::stats::usage::{Usage, UsageError};
 use crate::store::Store;
 
@@ -85,13 +85,7 @@ impl Server {
         )
         .map_err(StartError::Media)?;
         let media_addr = sfu.candidates()[0];
-        let focus = Focus::start(
-            settings.focus,
-            store.clone(),
-            usage,
-            sfu.handle(),
-            sfu_events_rx,
-        );
+        let focus = Focus::start(settings.focus, usage, sfu.handle(), sfu_events_rx);
         let listener = TcpListener::bind(settings.http.listen)
             .await
             .map_err(|source| StartError::Http {
@@ -102,17 +96,7 @@ impl Server {
             addr: settings.http.listen,
             source,
         })?;
-        let public_url = settings.http.public_url.clone().unwrap_or_else(|| {
-            let host = if http_addr.ip().is_unspecified() {
-                "localhost".to_string()
-            } else {
-                match http_addr {
-                    SocketAddr::V4(v4) => v4.ip().to_string(),
-                    SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
-                }
-            };
-            format!("http://{host}:{}", http_addr.port())
-        });
+        let public_url = settings.public_url(http_addr);
         let purger = {
             let settings = settings.clone();
             tokio::spawn(async move {
@@ -124,12 +108,21 @@ impl Server {
                 }
             })
         };
+        let throttle = || {
+            Arc::new(SharedThrottle::new(
+                settings.auth.login_delay,
+                settings.auth.login_delay_max,
+            ))
+        };
+        let (logins, room_passwords) = (throttle(), throttle());
         let state = AppState {
             store,
             focus: focus.clone(),
             settings: Arc::new(settings),
             public_url: public_url.clone().into(),
             sfu_counters: sfu.counters(),
+            logins,
+            room_passwords,
         };
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         let (shutdown, mut stop) = watch::channel(false);

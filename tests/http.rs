@@ -20,13 +20,29 @@ async fn post(
     request.send().await.unwrap()
 }
 
+/// A POST from a given loopback address (the login throttle counts per client address).
+async fn post_from(from: &str, server: &TestServer, path: &str, body: Value) -> reqwest::Response {
+    reqwest::Client::builder()
+        .local_address(from.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+        .post(server.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn get(server: &TestServer, path: &str) -> reqwest::Response {
     reqwest::get(server.url(path)).await.unwrap()
 }
 
 #[tokio::test]
 async fn hosts_create_rooms_and_guests_cannot() {
-    let server = TestServer::start(&[]);
+    let server = TestServer::start(&[
+        ("ZAAL__AUTH__LOGIN_DELAY", "200ms"),
+        ("ZAAL__AUTH__LOGIN_DELAY_MAX", "1s"),
+    ]);
     // No session: 401, and nothing is created.
     let r = post(&server, "/api/rooms", json!({"name": "wiskunde"}), None).await;
     assert_eq!(r.status(), 401);
@@ -41,20 +57,20 @@ async fn hosts_create_rooms_and_guests_cannot() {
     .await;
     assert_eq!(r.status(), 401);
     // Wrong password and unknown user: 401 with the same answer.
-    let wrong = post(
+    let wrong = post_from(
+        "127.0.0.30",
         &server,
         "/api/login",
         json!({"username": HOST, "password": "not the password"}),
-        None,
     )
     .await;
     assert_eq!(wrong.status(), 401);
     assert!(wrong.headers().get("set-cookie").is_none());
-    let unknown = post(
+    let unknown = post_from(
+        "127.0.0.31",
         &server,
         "/api/login",
         json!({"username": "nobody", "password": "whatever123"}),
-        None,
     )
     .await;
     assert_eq!(unknown.status(), 401);
@@ -63,7 +79,21 @@ async fn hosts_create_rooms_and_guests_cannot() {
         unknown.json::<Value>().await.unwrap()
     );
 
-    let cookie = server.login().await;
+    // The wrong password slowed the account down for a moment (auth.login_delay = 200ms here).
+    let cookie = common::eventually_async("the login throttle to let the host in", || async {
+        let r = post(
+            &server,
+            "/api/login",
+            json!({"username": HOST, "password": common::PASSWORD}),
+            None,
+        )
+        .await;
+        (r.status() == 200).then(|| {
+            let c = r.headers()["set-cookie"].to_str().unwrap();
+            c.split(';').next().unwrap().to_string()
+        })
+    })
+    .await;
     assert_eq!(get(&server, "/api/me").await.status(), 401);
     let r = post(
         &server,
@@ -229,4 +259,47 @@ async fn the_first_start_offers_a_single_use_setup_link() {
         .await
         .unwrap();
     assert_eq!(login.status(), 200);
+}
+
+#[tokio::test]
+async fn failed_logins_slow_down_per_account_and_per_address() {
+    let server = TestServer::start(&[
+        ("ZAAL__AUTH__LOGIN_DELAY", "1m"),
+        ("ZAAL__AUTH__LOGIN_DELAY_MAX", "10m"),
+    ]);
+    let wrong = json!({"username": HOST, "password": "not the password"});
+    let right = json!({"username": HOST, "password": common::PASSWORD});
+    assert_eq!(
+        post_from("127.0.0.40", &server, "/api/login", wrong.clone())
+            .await
+            .status(),
+        401
+    );
+    // The same account, even with the right password and from elsewhere, must wait.
+    for from in ["127.0.0.40", "127.0.0.41"] {
+        let r = post_from(from, &server, "/api/login", right.clone()).await;
+        assert_eq!(r.status(), 429, "{from}");
+        let retry: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((50..=60).contains(&retry), "{retry}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "too-many-attempts");
+    }
+    // The same address must wait for any account; a fresh address and account need not.
+    let other = json!({"username": "someone", "password": "whatever123"});
+    assert_eq!(
+        post_from("127.0.0.40", &server, "/api/login", other.clone())
+            .await
+            .status(),
+        429
+    );
+    assert_eq!(
+        post_from("127.0.0.42", &server, "/api/login", other)
+            .await
+            .status(),
+        401
+    );
 }

@@ -9,6 +9,7 @@ mod purge;
 mod report;
 mod serve;
 mod subject;
+mod token;
 mod user;
 
 use std::path::PathBuf;
@@ -45,12 +46,16 @@ enum Command {
     },
     /// Mint a signed join link (JWT) for a reservation system
     Token {
+        /// The name shown in the meeting
         #[arg(long)]
         user: String,
+        /// The room it opens (default: any room)
         #[arg(long)]
         room: Option<String>,
+        /// Join as moderator (and open the room if no host created it)
         #[arg(long)]
         moderator: bool,
+        /// How long the link is valid
         #[arg(long, default_value = "2h")]
         ttl: String,
     },
@@ -122,7 +127,12 @@ pub fn run() -> ExitCode {
         Command::User { action } => user::run(&settings, action),
         Command::PrivacyStatement { lang } => privacy_statement::run(&settings, &lang),
         Command::CheckConfig => unreachable!("handled above"),
-        Command::Token { .. } => not_yet("token"),
+        Command::Token {
+            user,
+            room,
+            moderator,
+            ttl,
+        } => token::run(&settings, &user, room.as_deref(), moderator, &ttl),
         Command::Purge { now } => purge::run(&settings, now.as_deref()),
         Command::Subject { action } => match action {
             SubjectAction::Export(t) => {
@@ -145,9 +155,4 @@ pub fn run() -> ExitCode {
             period.as_deref(),
         ),
     }
-}
-
-fn not_yet(command: &str) -> ExitCode {
-    eprintln!("zaal {command}: not available yet in this version of Zaal.");
-    ExitCode::from(2)
 }

@@ -39,6 +39,15 @@ impl ParticipantId {
         Self(random_id::<9>())
     }
 
+    /// A participant id as a client names it; `None` if it cannot be one.
+    pub fn parse(text: &str) -> Option<Self> {
+        let valid = text.len() == 12
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        valid.then(|| Self(text.to_string()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -86,6 +95,10 @@ mod tests {
                 .chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
         );
-        assert_eq!(ParticipantId::random().as_str().len(), 12);
+        let p = ParticipantId::random();
+        assert_eq!(p.as_str().len(), 12);
+        assert_eq!(ParticipantId::parse(p.as_str()), Some(p));
+        assert_eq!(ParticipantId::parse("short"), None);
+        assert_eq!(ParticipantId::parse("twelve chars"), None);
     }
 }

@@ -7,9 +7,11 @@
 //! `focus` stream with identifiers, never names. It must never do socket I/O or look inside SDP.
 
 mod conference;
+mod events;
 mod ids;
 mod plan;
 mod room;
+mod state;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,8 +19,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-pub use conference::{
-    EndReason, JoinError, JoinRequest, Joined, LeaveReason, ParticipantEvent, ParticipantInfo,
+pub use events::{
+    Action, ActionError, EndReason, JoinError, JoinOutcome, JoinRequest, Joined, LeaveReason,
+    MediaKind, ParticipantEvent, ParticipantInfo, Permissions, Role, RoomState, WaitReason,
 };
 pub use ids::{ConferenceId, ParticipantId};
 pub use room::{MAX_ROOM_NAME, RoomName, RoomNameError};
@@ -27,8 +30,8 @@ use crate::config::FocusSettings;
 use crate::privacy::FOCUS;
 use crate::sfu::{ClientSignal, SfuCommand, SfuEvent, SfuHandle};
 use crate::stats::usage::{ConferenceUsage, Usage};
-use crate::store::Store;
-use conference::{Conferences, Effect, FocusRecord};
+use events::{Effect, FocusRecord};
+use state::Conferences;
 
 /// A participant session's inbox.
 pub type ParticipantSink = mpsc::UnboundedSender<ParticipantEvent>;
@@ -36,17 +39,26 @@ pub type ParticipantSink = mpsc::UnboundedSender<ParticipantEvent>;
 enum FocusCommand {
     Join {
         request: JoinRequest,
+        room_exists: bool,
         events: ParticipantSink,
-        reply: oneshot::Sender<Result<Joined, JoinError>>,
+        reply: oneshot::Sender<Result<JoinOutcome, JoinError>>,
+    },
+    Act {
+        participant: ParticipantId,
+        action: Action,
+        reply: oneshot::Sender<Result<(), ActionError>>,
+    },
+    EndRoom {
+        room: RoomName,
+        reply: oneshot::Sender<bool>,
+    },
+    RoomStatus {
+        room: RoomName,
+        reply: oneshot::Sender<Option<usize>>,
     },
     Leave {
         participant: ParticipantId,
         reason: LeaveReason,
-    },
-    SetMute {
-        participant: ParticipantId,
-        audio_muted: bool,
-        video_muted: bool,
     },
     Signal {
         participant: ParticipantId,
@@ -77,16 +89,18 @@ impl Focus {
     /// Starts the focus task.
     pub fn start(
         settings: FocusSettings,
-        store: Arc<Store>,
         usage: Arc<Usage>,
         sfu: SfuHandle,
         sfu_events: mpsc::UnboundedReceiver<SfuEvent>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let actor = Actor {
-            state: Conferences::new(settings.empty_grace, settings.max_participants),
+            state: Conferences::new(
+                settings.empty_grace,
+                settings.max_participants,
+                settings.wait_for_host,
+            ),
             sinks: std::collections::HashMap::new(),
-            store,
             usage,
             sfu,
         };
@@ -94,16 +108,20 @@ impl Focus {
         Self { commands: tx }
     }
 
-    /// Asks to join; `events` receives everything the participant must be told from now on.
+    /// Asks to join; `events` receives everything the participant must be told from now on
+    /// (including, for a waiting participant, that they were admitted). `room_exists` is
+    /// whether the room exists (a host created it, or a moderator's link opened it).
     pub async fn join(
         &self,
         request: JoinRequest,
+        room_exists: bool,
         events: ParticipantSink,
-    ) -> Result<Joined, JoinError> {
+    ) -> Result<JoinOutcome, JoinError> {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(FocusCommand::Join {
                 request,
+                room_exists,
                 events,
                 reply,
             })
@@ -118,12 +136,39 @@ impl Focus {
         });
     }
 
-    pub fn set_mute(&self, participant: ParticipantId, audio_muted: bool, video_muted: bool) {
-        let _ = self.commands.send(FocusCommand::SetMute {
-            participant,
-            audio_muted,
-            video_muted,
-        });
+    /// Carries out a participant's action; refused if they may not.
+    pub async fn act(&self, participant: ParticipantId, action: Action) -> Result<(), ActionError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(FocusCommand::Act {
+                participant,
+                action,
+                reply,
+            })
+            .map_err(|_| ActionError::NotAllowed)?;
+        answer.await.unwrap_or(Err(ActionError::NotAllowed))
+    }
+
+    /// Ends the conference in a room for everyone; false if none was running.
+    pub async fn end_room(&self, room: RoomName) -> bool {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(FocusCommand::EndRoom { room, reply })
+            .is_err()
+        {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
+
+    /// How many participants the conference in a room has, if one runs.
+    pub async fn room_status(&self, room: RoomName) -> Option<usize> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(FocusCommand::RoomStatus { room, reply })
+            .ok()?;
+        answer.await.ok().flatten()
     }
 
     pub fn signal(&self, participant: ParticipantId, signal: ClientSignal) {
@@ -153,7 +198,6 @@ impl Focus {
 struct Actor {
     state: Conferences,
     sinks: std::collections::HashMap<ParticipantId, ParticipantSink>,
-    store: Arc<Store>,
     usage: Arc<Usage>,
     sfu: SfuHandle,
 }
@@ -194,21 +238,18 @@ impl Actor {
         match command {
             FocusCommand::Join {
                 request,
+                room_exists,
                 events,
                 reply,
             } => {
-                let room_exists = self.state.is_running(&request.room)
-                    || match self.store.room_exists(&request.room) {
-                        Ok(exists) => exists,
-                        Err(e) => {
-                            warn!(error = %e, "cannot look up a room");
-                            let _ = reply.send(Err(JoinError::Unavailable));
-                            return;
-                        }
-                    };
                 let (result, effects) = self.state.join(now, request, room_exists);
-                if let Ok(joined) = &result {
-                    self.sinks.insert(joined.you.clone(), events);
+                let id = match &result {
+                    Ok(JoinOutcome::Joined(joined)) => Some(joined.you.clone()),
+                    Ok(JoinOutcome::Waiting { id, .. }) => Some(id.clone()),
+                    Err(_) => None,
+                };
+                if let Some(id) = id {
+                    self.sinks.insert(id, events);
                     let usage = self.usage.clone();
                     let concurrent = self.state.participant_count() as u64;
                     tokio::task::spawn_blocking(move || {
@@ -228,13 +269,23 @@ impl Actor {
                 let effects = self.state.leave(now, &participant, reason);
                 self.apply(effects);
             }
-            FocusCommand::SetMute {
+            FocusCommand::Act {
                 participant,
-                audio_muted,
-                video_muted,
+                action,
+                reply,
             } => {
-                let effects = self.state.set_mute(&participant, audio_muted, video_muted);
+                let (result, effects) = self.state.act(now, &participant, action);
+                // The answer first: an error reaches the client before anything else.
+                let _ = reply.send(result);
                 self.apply(effects);
+            }
+            FocusCommand::EndRoom { room, reply } => {
+                let effects = self.state.end_room(now, &room);
+                let _ = reply.send(!effects.is_empty());
+                self.apply(effects);
+            }
+            FocusCommand::RoomStatus { room, reply } => {
+                let _ = reply.send(self.state.participants_in(&room));
             }
             FocusCommand::Signal {
                 participant,
@@ -310,6 +361,20 @@ impl Actor {
                     self.sinks.remove(&participant);
                     self.sfu.send(SfuCommand::RemovePeer { participant });
                 }
+                Effect::Forwarding {
+                    participant,
+                    audio,
+                    video,
+                } => {
+                    self.sfu.send(SfuCommand::SetForwarding {
+                        participant,
+                        audio,
+                        video,
+                    });
+                }
+                Effect::Forget(participant) => {
+                    self.sinks.remove(&participant);
+                }
                 Effect::Plan {
                     participant,
                     publishers,
@@ -345,8 +410,58 @@ fn log_record(record: &FocusRecord) {
         FocusRecord::ParticipantJoined {
             conference,
             participant,
+            role,
         } => {
-            info!(target: FOCUS, event = "participant-joined", %conference, %participant);
+            info!(
+                target: FOCUS,
+                event = "participant-joined",
+                %conference,
+                %participant,
+                role = role.as_str(),
+            );
+        }
+        FocusRecord::ParticipantWaiting {
+            conference,
+            participant,
+            reason,
+        } => {
+            info!(
+                target: FOCUS,
+                event = "participant-waiting",
+                %conference,
+                %participant,
+                reason = reason.as_str(),
+            );
+        }
+        FocusRecord::Moderation {
+            conference,
+            by,
+            action,
+            target,
+        } => {
+            info!(
+                target: FOCUS,
+                event = "moderation",
+                %conference,
+                by = %by,
+                action,
+                target = target.as_ref().map(|t| t.as_str()),
+            );
+        }
+        FocusRecord::ActionRefused {
+            conference,
+            by,
+            action,
+            reason,
+        } => {
+            info!(
+                target: FOCUS,
+                event = "action-refused",
+                %conference,
+                by = %by,
+                action,
+                reason = reason.as_str(),
+            );
         }
         FocusRecord::ParticipantLeft {
             conference,
@@ -382,7 +497,7 @@ fn log_record(record: &FocusRecord) {
             );
         }
         FocusRecord::JoinRefused { room, reason } => {
-            info!(target: FOCUS, event = "join-refused", %room, reason = %reason);
+            info!(target: FOCUS, event = "join-refused", %room, reason = reason.as_str());
         }
     }
 }

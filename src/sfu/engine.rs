@@ -316,17 +316,25 @@ impl Core {
     /// The hot path: one inbound RTP packet to every subscriber of its source.
     fn forward(&mut self, now: Instant, publisher: PeerKey, track_id: &str, packet: rtp::Packet) {
         self.counters.rtp_in.fetch_add(1, Ordering::Relaxed);
-        let Some(&source_key) = self
-            .peers
-            .get(publisher)
-            .and_then(|p| p.track_sources.get(track_id))
-        else {
+        let Some(publisher_peer) = self.peers.get(publisher) else {
             return;
         };
+        let Some(&source_key) = publisher_peer.track_sources.get(track_id) else {
+            return;
+        };
+        let (forward_audio, forward_video) =
+            (publisher_peer.forward_audio, publisher_peer.forward_video);
         let Some(source) = self.sources.get_mut(source_key) else {
             return;
         };
         source.last_ssrc = Some(packet.header.ssrc);
+        let open = match source.kind {
+            RtpCodecKind::Audio => forward_audio,
+            _ => forward_video,
+        };
+        if !open {
+            return;
+        }
         let mut forwarded = 0u64;
         for subscriber in &source.subscribers {
             let Some(rewrite) = &subscriber.rewrite else {
@@ -556,6 +564,28 @@ impl Core {
                                 ..Default::default()
                             });
                         }
+                    }
+                }
+            }
+            SfuCommand::SetForwarding {
+                participant,
+                audio,
+                video,
+            } => {
+                let Some(&key) = self.by_participant.get(&participant) else {
+                    return;
+                };
+                let Some(peer) = self.peers.get_mut(key) else {
+                    return;
+                };
+                let reopened_video = video && !peer.forward_video;
+                peer.forward_audio = audio;
+                peer.forward_video = video;
+                if reopened_video {
+                    // Receivers' decoders have been starved: start them on a keyframe.
+                    let sources = peer.published.clone();
+                    for source in sources {
+                        self.request_keyframe(now, source);
                     }
                 }
             }

@@ -79,6 +79,13 @@ pub enum SfuCommand {
         participant: ParticipantId,
         signal: ClientSignal,
     },
+    /// Whether a participant's audio and video are forwarded to anyone at all (a moderator's
+    /// hard mute closes this gate, whatever the participant's client does).
+    SetForwarding {
+        participant: ParticipantId,
+        audio: bool,
+        video: bool,
+    },
     /// The media plan for one receiver: whose audio and video it gets.
     SetPlan {
         participant: ParticipantId,

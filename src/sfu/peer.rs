@@ -91,6 +91,9 @@ pub struct Peer {
     /// The local address the peer last reached us on, for replies from a wildcard bind.
     pub local_ip: Option<std::net::IpAddr>,
     pub next_track_number: u32,
+    /// Whether this peer's audio and video are forwarded at all (the focus's gate).
+    pub forward_audio: bool,
+    pub forward_video: bool,
 }
 
 fn random_string(len: usize) -> String {
@@ -252,6 +255,8 @@ impl Peer {
             deadline: Some(now),
             local_ip: None,
             next_track_number: 0,
+            forward_audio: true,
+            forward_video: true,
         })
     }
 }

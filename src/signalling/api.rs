@@ -4,15 +4,20 @@
 //! (argon2, slow on purpose) run off the async executor. Nothing here logs a password, a token
 //! or a session id.
 
+use std::net::SocketAddr;
+use std::time::Instant;
+
 use axum::Json;
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::auth::{Host, cleared_cookie, session_cookie, session_token};
+use super::auth::{Authorized, Principal, cleared_cookie, session_cookie, session_token};
+use super::client_ip::client_ip;
 use crate::focus::RoomName;
 use crate::store::{HostName, MIN_PASSWORD_LEN, RoomCreated, StoreError};
 
@@ -27,6 +32,8 @@ pub enum ApiError {
     InvalidUsername,
     PasswordTooShort,
     SetupLinkInvalid,
+    TooManyAttempts(u64),
+    Forbidden,
     Internal,
 }
 
@@ -70,6 +77,23 @@ impl IntoResponse for ApiError {
                 "internal",
                 "something went wrong on the server".to_string(),
             ),
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this room belongs to someone else".to_string(),
+            ),
+            ApiError::TooManyAttempts(seconds) => {
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, seconds.to_string())],
+                    Json(json!({"error": {
+                        "code": "too-many-attempts",
+                        "message": "too many failed logins; wait and try again",
+                        "retryAfter": seconds,
+                    }})),
+                )
+                    .into_response();
+            }
         };
         (
             status,
@@ -122,11 +146,29 @@ fn logged_in(state: &AppState, host: &HostName, token: &str, status: StatusCode)
         .into_response()
 }
 
+/// Logs a host in. Failures slow further attempts down, per account and per client address
+/// (`auth.login_delay`), before the password is even looked at.
 pub async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Json(credentials): Json<Credentials>,
 ) -> Result<Response, ApiError> {
-    let host = HostName::parse(&credentials.username).map_err(|_| ApiError::InvalidCredentials)?;
+    let client = client_ip(
+        peer.ip(),
+        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+        &state.settings.http.trusted_proxies,
+    );
+    let account = credentials.username.trim().to_lowercase();
+    let keys = [format!("account:{account}"), format!("client:{client}")];
+    let wait = state.logins.wait_any(Instant::now(), &keys);
+    if !wait.is_zero() {
+        return Err(ApiError::TooManyAttempts(wait.as_secs().max(1)));
+    }
+    let Ok(host) = HostName::parse(&credentials.username) else {
+        state.logins.failed_all(Instant::now(), &keys);
+        return Err(ApiError::InvalidCredentials);
+    };
     let store = state.store.clone();
     let ttl = state.settings.auth.session_ttl;
     let checked = host.clone();
@@ -137,9 +179,17 @@ pub async fn login(
             Ok(None)
         }
     })
-    .await?
-    .ok_or(ApiError::InvalidCredentials)?;
-    Ok(logged_in(&state, &host, &token, StatusCode::OK))
+    .await?;
+    match token {
+        Some(token) => {
+            state.logins.succeeded_all(&keys);
+            Ok(logged_in(&state, &host, &token, StatusCode::OK))
+        }
+        None => {
+            state.logins.failed_all(Instant::now(), &keys);
+            Err(ApiError::InvalidCredentials)
+        }
+    }
 }
 
 pub async fn logout(State(state): State<AppState>, request: axum::extract::Request) -> Response {
@@ -155,8 +205,14 @@ pub async fn logout(State(state): State<AppState>, request: axum::extract::Reque
         .into_response()
 }
 
-pub async fn me(Host(host): Host) -> Json<serde_json::Value> {
-    Json(json!({"user": host.as_str()}))
+pub async fn me(Authorized(principal): Authorized) -> Json<serde_json::Value> {
+    match principal {
+        Principal::Host(host) => Json(json!({"user": host.as_str(), "kind": "host"})),
+        Principal::Token(token) => Json(json!({
+            "user": token.name.unwrap_or_default(),
+            "kind": "token",
+        })),
+    }
 }
 
 #[derive(Deserialize)]
@@ -201,13 +257,17 @@ pub struct NewRoom {
 
 pub async fn create_room(
     State(state): State<AppState>,
-    Host(host): Host,
+    Authorized(principal): Authorized,
     Json(request): Json<NewRoom>,
 ) -> Result<Response, ApiError> {
     let room = RoomName::parse(&request.name).map_err(|e| ApiError::InvalidRoom(e.to_string()))?;
+    if !principal.may_manage(&room) {
+        return Err(ApiError::Forbidden);
+    }
     let store = state.store.clone();
     let wanted = room.clone();
-    let outcome = blocking(move || store.create_room(&wanted, &host)).await?;
+    let owner = principal.owner();
+    let outcome = blocking(move || store.create_room(&wanted, &owner)).await?;
     let status = match outcome {
         RoomCreated::Created => StatusCode::CREATED,
         RoomCreated::AlreadyYours => StatusCode::OK,
@@ -229,6 +289,69 @@ pub async fn room_info(
     } else {
         Err(ApiError::NotFound("room-not-found"))
     }
+}
+
+/// The caller's rooms, and whether a conference runs in each.
+pub async fn list_rooms(
+    State(state): State<AppState>,
+    Authorized(principal): Authorized,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let store = state.store.clone();
+    let owner = principal.owner();
+    let rooms = blocking(move || store.rooms_of(&owner)).await?;
+    let mut listed = Vec::new();
+    for room in rooms {
+        let participants = state.focus.room_status(room.clone()).await;
+        listed.push(json!({
+            "room": room.as_str(),
+            "url": format!("{}/{}", state.public_url, room),
+            "running": participants.is_some(),
+            "participants": participants.unwrap_or(0),
+        }));
+    }
+    Ok(Json(json!({"rooms": listed})))
+}
+
+/// Checks that the caller owns an existing room.
+async fn owned_room(
+    state: &AppState,
+    principal: &Principal,
+    room: &str,
+) -> Result<RoomName, ApiError> {
+    let room = RoomName::parse(room).map_err(|_| ApiError::NotFound("room-not-found"))?;
+    let store = state.store.clone();
+    let wanted = room.clone();
+    let owner = blocking(move || store.room_owner(&wanted))
+        .await?
+        .ok_or(ApiError::NotFound("room-not-found"))?;
+    if owner != principal.owner() || !principal.may_manage(&room) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(room)
+}
+
+/// Ends the conference in one of the caller's rooms for everyone in it.
+pub async fn end_room(
+    State(state): State<AppState>,
+    Authorized(principal): Authorized,
+    Path(room): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let room = owned_room(&state, &principal, &room).await?;
+    state.focus.end_room(room).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes one of the caller's rooms (ending its conference first).
+pub async fn delete_room(
+    State(state): State<AppState>,
+    Authorized(principal): Authorized,
+    Path(room): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let room = owned_room(&state, &principal, &room).await?;
+    state.focus.end_room(room.clone()).await;
+    let store = state.store.clone();
+    blocking(move || store.delete_room(&room)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn not_found() -> ApiError {

@@ -3,7 +3,8 @@
 //! The cookie is the only one Zaal sets (SPEC P8): `HttpOnly`, `SameSite=Strict`, `Secure` when
 //! the public address is HTTPS, carrying a random token of which the database keeps only a
 //! digest. The API accepts JSON bodies only, which with `SameSite=Strict` closes cross-site
-//! request forgery.
+//! request forgery. Scripts (a reservation system) may instead send `Authorization: Bearer`
+//! with a session token or a moderator's signed link.
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -11,6 +12,8 @@ use axum::http::request::Parts;
 
 use super::AppState;
 use super::api::ApiError;
+use super::jwt::{self, VerifiedToken};
+use crate::focus::RoomName;
 use crate::store::HostName;
 
 pub const SESSION_COOKIE: &str = "zaal_session";
@@ -42,20 +45,78 @@ pub fn cleared_cookie(secure: bool) -> String {
     session_cookie("", 0, secure)
 }
 
-/// A request from a logged-in host.
-pub struct Host(pub HostName);
+/// The `Authorization: Bearer` value of a request, if any.
+fn bearer(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty() && v.len() <= jwt::MAX_TOKEN_BYTES)
+}
 
-impl FromRequestParts<AppState> for Host {
+async fn host_of_session(state: &AppState, token: String) -> Result<Option<HostName>, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || store.session_host(&token))
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(|_| ApiError::Internal)
+}
+
+/// The host whose session cookie came with this request, if any.
+pub async fn session_host(parts: &Parts, state: &AppState) -> Option<HostName> {
+    let token = session_token(parts)?;
+    host_of_session(state, token).await.ok().flatten()
+}
+
+/// Who may use the hosts' API: a host (session cookie or bearer session token), or the holder of
+/// a moderator's signed link.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Host(HostName),
+    Token(VerifiedToken),
+}
+
+impl Principal {
+    /// Who owns the rooms this principal creates.
+    pub fn owner(&self) -> String {
+        match self {
+            Principal::Host(host) => host.as_str().to_string(),
+            Principal::Token(token) => format!("token:{}", token.subject),
+        }
+    }
+
+    /// Whether this principal may create or manage `room`.
+    pub fn may_manage(&self, room: &RoomName) -> bool {
+        match self {
+            Principal::Host(_) => true,
+            Principal::Token(token) => token.allows(room),
+        }
+    }
+}
+
+/// A request from a host or a moderator's link.
+pub struct Authorized(pub Principal);
+
+impl FromRequestParts<AppState> for Authorized {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(bearer) = bearer(parts) {
+            if let Some(host) = host_of_session(state, bearer.clone()).await? {
+                return Ok(Authorized(Principal::Host(host)));
+            }
+            return match jwt::verify(&bearer, &state.settings.auth.jwt, None) {
+                Ok(token) if token.moderator => Ok(Authorized(Principal::Token(token))),
+                _ => Err(ApiError::Unauthorized),
+            };
+        }
         let token = session_token(parts).ok_or(ApiError::Unauthorized)?;
-        let store = state.store.clone();
-        let host = tokio::task::spawn_blocking(move || store.session_host(&token))
-            .await
-            .map_err(|_| ApiError::Internal)?
-            .map_err(|_| ApiError::Internal)?;
-        host.map(Host).ok_or(ApiError::Unauthorized)
+        host_of_session(state, token)
+            .await?
+            .map(|host| Authorized(Principal::Host(host)))
+            .ok_or(ApiError::Unauthorized)
     }
 }
 

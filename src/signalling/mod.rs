@@ -8,10 +8,14 @@
 mod api;
 mod auth;
 mod client_ip;
+pub mod jwt;
 mod pages;
 pub mod protocol;
 mod rate;
+mod throttle;
 mod ws;
+
+pub use throttle::SharedThrottle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,10 +23,10 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{Request, State, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tracing::info;
 
@@ -42,6 +46,10 @@ pub struct AppState {
     /// The base URL participants use, without a trailing slash.
     pub public_url: Arc<str>,
     pub sfu_counters: Arc<SfuCounters>,
+    /// Failed host logins, by account and by client address.
+    pub logins: Arc<SharedThrottle>,
+    /// Wrong room passwords, by room and client address.
+    pub room_passwords: Arc<SharedThrottle>,
 }
 
 impl AppState {
@@ -71,8 +79,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/logout", post(api::logout))
         .route("/api/me", get(api::me))
         .route("/api/setup", post(api::setup))
-        .route("/api/rooms", post(api::create_room))
-        .route("/api/rooms/{room}", get(api::room_info))
+        .route("/api/rooms", post(api::create_room).get(api::list_rooms))
+        .route(
+            "/api/rooms/{room}",
+            get(api::room_info).delete(api::delete_room),
+        )
+        .route("/api/rooms/{room}/end", post(api::end_room))
         .route("/api/{*rest}", axum::routing::any(api::not_found))
         .route("/{room}", get(pages::room_page))
         .fallback(pages::not_found)
@@ -85,18 +97,28 @@ pub fn router(state: AppState) -> Router {
 async fn websocket(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: axum::http::HeaderMap,
-    upgrade: WebSocketUpgrade,
+    request: Request,
 ) -> Response {
-    let client = client_ip::client_ip(
+    let (mut parts, _) = request.into_parts();
+    let ip = client_ip::client_ip(
         peer.ip(),
-        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+        parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok()),
         &state.settings.http.trusted_proxies,
     );
+    // A host's session cookie comes with the upgrade (same origin): the host joins as moderator.
+    let host = auth::session_host(&parts, &state).await;
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let caller = ws::Caller { ip, host };
     upgrade
         .max_frame_size(protocol::MAX_FRAME_BYTES)
         .max_message_size(protocol::MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| ws::run_session(socket, state, client))
+        .on_upgrade(move |socket| ws::run_session(socket, state, caller))
 }
 
 async fn security_headers(request: Request, next: Next) -> Response {

@@ -6,8 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::focus::{ParticipantInfo, RoomName};
-use crate::privacy::pii::DisplayName;
+use super::jwt::{MAX_TOKEN_BYTES, TokenError};
+use crate::focus::{
+    Action, Joined, MediaKind, ParticipantId, ParticipantInfo, Permissions, RoomName, RoomState,
+};
+use crate::privacy::pii::{DisplayName, Secret};
 use crate::sfu::ClientCandidate;
 
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -18,6 +21,7 @@ pub const MAX_FRAME_BYTES: usize = 256 * 1024;
 pub const MAX_SDP_BYTES: usize = 32 * 1024;
 pub const MAX_CANDIDATE_BYTES: usize = 1024;
 pub const MAX_NAME_CHARS: usize = 64;
+pub const MAX_PASSWORD_CHARS: usize = 64;
 
 /// The error codes of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +40,17 @@ pub enum ErrorCode {
     MediaFailed,
     ServerShuttingDown,
     Internal,
+    NotAllowed,
+    UnknownParticipant,
+    RoomLocked,
+    PasswordRequired,
+    PasswordWrong,
+    TooManyAttempts,
+    Barred,
+    Denied,
+    Removed,
+    ConferenceEnded,
+    Token(TokenError),
 }
 
 impl ErrorCode {
@@ -55,6 +70,17 @@ impl ErrorCode {
             ErrorCode::MediaFailed => "media-failed",
             ErrorCode::ServerShuttingDown => "server-shutting-down",
             ErrorCode::Internal => "internal",
+            ErrorCode::NotAllowed => "not-allowed",
+            ErrorCode::UnknownParticipant => "unknown-participant",
+            ErrorCode::RoomLocked => "room-locked",
+            ErrorCode::PasswordRequired => "password-required",
+            ErrorCode::PasswordWrong => "password-wrong",
+            ErrorCode::TooManyAttempts => "too-many-attempts",
+            ErrorCode::Barred => "barred",
+            ErrorCode::Denied => "denied",
+            ErrorCode::Removed => "removed",
+            ErrorCode::ConferenceEnded => "conference-ended",
+            ErrorCode::Token(e) => e.code(),
         }
     }
 
@@ -69,6 +95,15 @@ impl ErrorCode {
                 | ErrorCode::MediaFailed
                 | ErrorCode::ServerShuttingDown
                 | ErrorCode::Internal
+                | ErrorCode::RoomLocked
+                | ErrorCode::PasswordRequired
+                | ErrorCode::PasswordWrong
+                | ErrorCode::TooManyAttempts
+                | ErrorCode::Barred
+                | ErrorCode::Denied
+                | ErrorCode::Removed
+                | ErrorCode::ConferenceEnded
+                | ErrorCode::Token(_)
         )
     }
 }
@@ -103,6 +138,12 @@ enum Wire {
         audio_muted: bool,
         #[serde(default)]
         video_muted: bool,
+        #[serde(default)]
+        jwt: Option<String>,
+        #[serde(default)]
+        password: Option<String>,
+        #[serde(default)]
+        rejoin_key: Option<String>,
     },
     Offer {
         sdp: String,
@@ -127,25 +168,97 @@ enum Wire {
         video_muted: bool,
     },
     Leave,
+    Hand {
+        raised: bool,
+    },
+    RequestUnmute {
+        kind: Kind,
+    },
+    MuteParticipant {
+        id: String,
+        kind: Kind,
+    },
+    AllowUnmute {
+        id: String,
+        kind: Kind,
+    },
+    LockUnmute {
+        kind: Kind,
+        locked: bool,
+    },
+    Remove {
+        id: String,
+        #[serde(default)]
+        bar: bool,
+    },
+    Promote {
+        id: String,
+    },
+    LockRoom {
+        locked: bool,
+    },
+    SetPassword {
+        password: Option<String>,
+    },
+    SetLobby {
+        enabled: bool,
+    },
+    Admit {
+        id: String,
+    },
+    Deny {
+        id: String,
+    },
+    EndConference,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Audio,
+    Video,
+}
+
+impl From<Kind> for MediaKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Audio => MediaKind::Audio,
+            Kind::Video => MediaKind::Video,
+        }
+    }
+}
+
+/// A validated `join`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinMessage {
+    pub room: RoomName,
+    pub name: DisplayName,
+    pub audio_muted: bool,
+    pub video_muted: bool,
+    pub jwt: Option<Secret>,
+    pub password: Option<Secret>,
+    pub rejoin_key: Option<String>,
 }
 
 /// A validated client message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound {
-    Join {
-        room: RoomName,
-        name: DisplayName,
-        audio_muted: bool,
-        video_muted: bool,
-    },
+    Join(Box<JoinMessage>),
     Offer(String),
     Answer(String),
     Candidate(ClientCandidate),
-    Mute {
-        audio_muted: bool,
-        video_muted: bool,
-    },
     Leave,
+    /// Mute state, hands, requests and moderation: everything the focus decides on.
+    Act(Action),
+}
+
+fn participant(id: &str) -> ParticipantId {
+    // An id that cannot exist names nobody; the focus answers `unknown-participant`.
+    ParticipantId::parse(id).unwrap_or_else(ParticipantId::random)
+}
+
+fn bad(message: &str) -> ProtocolError {
+    ProtocolError::new(ErrorCode::BadMessage, message)
 }
 
 /// Validates one text message from a client.
@@ -167,6 +280,9 @@ pub fn parse(text: &str) -> Result<Inbound, ProtocolError> {
             name,
             audio_muted,
             video_muted,
+            jwt,
+            password,
+            rejoin_key,
         } => {
             if version != PROTOCOL_VERSION {
                 return Err(ProtocolError::new(
@@ -177,12 +293,31 @@ pub fn parse(text: &str) -> Result<Inbound, ProtocolError> {
             let room = RoomName::parse(&room)
                 .map_err(|e| ProtocolError::new(ErrorCode::InvalidRoom, e.to_string()))?;
             let name = display_name(&name)?;
-            Inbound::Join {
+            if jwt.as_ref().is_some_and(|t| t.len() > MAX_TOKEN_BYTES) {
+                return Err(ProtocolError::new(
+                    ErrorCode::TooLarge,
+                    "the token is too long",
+                ));
+            }
+            let password = password.map(checked_password).transpose()?;
+            if let Some(key) = &rejoin_key {
+                let valid = (16..=64).contains(&key.len())
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                if !valid {
+                    return Err(bad("rejoinKey is 16 to 64 characters of A-Z a-z 0-9 - _"));
+                }
+            }
+            Inbound::Join(Box::new(JoinMessage {
                 room,
                 name,
                 audio_muted,
                 video_muted,
-            }
+                jwt: jwt.filter(|t| !t.is_empty()).map(Secret::new),
+                password,
+                rejoin_key,
+            }))
         }
         Wire::Offer { sdp } => Inbound::Offer(checked_sdp(sdp)?),
         Wire::Answer { sdp } => Inbound::Answer(checked_sdp(sdp)?),
@@ -209,12 +344,47 @@ pub fn parse(text: &str) -> Result<Inbound, ProtocolError> {
         Wire::Mute {
             audio_muted,
             video_muted,
-        } => Inbound::Mute {
+        } => Inbound::Act(Action::SetMute {
             audio_muted,
             video_muted,
-        },
+        }),
         Wire::Leave => Inbound::Leave,
+        Wire::Hand { raised } => Inbound::Act(Action::Hand { raised }),
+        Wire::RequestUnmute { kind } => Inbound::Act(Action::RequestUnmute(kind.into())),
+        Wire::MuteParticipant { id, kind } => Inbound::Act(Action::MuteParticipant {
+            target: participant(&id),
+            kind: kind.into(),
+        }),
+        Wire::AllowUnmute { id, kind } => Inbound::Act(Action::AllowUnmute {
+            target: participant(&id),
+            kind: kind.into(),
+        }),
+        Wire::LockUnmute { kind, locked } => Inbound::Act(Action::LockUnmute {
+            kind: kind.into(),
+            locked,
+        }),
+        Wire::Remove { id, bar } => Inbound::Act(Action::Remove {
+            target: participant(&id),
+            bar,
+        }),
+        Wire::Promote { id } => Inbound::Act(Action::Promote(participant(&id))),
+        Wire::LockRoom { locked } => Inbound::Act(Action::LockRoom(locked)),
+        Wire::SetPassword { password } => Inbound::Act(Action::SetPassword(
+            password.map(checked_password).transpose()?,
+        )),
+        Wire::SetLobby { enabled } => Inbound::Act(Action::SetLobby(enabled)),
+        Wire::Admit { id } => Inbound::Act(Action::Admit(participant(&id))),
+        Wire::Deny { id } => Inbound::Act(Action::Deny(participant(&id))),
+        Wire::EndConference => Inbound::Act(Action::EndConference),
     })
+}
+
+fn checked_password(password: String) -> Result<Secret, ProtocolError> {
+    let count = password.chars().count();
+    if count == 0 || count > MAX_PASSWORD_CHARS || password.chars().any(char::is_control) {
+        return Err(bad("a room password has 1 to 64 characters"));
+    }
+    Ok(Secret::new(password))
 }
 
 fn checked_sdp(sdp: String) -> Result<String, ProtocolError> {
@@ -254,8 +424,10 @@ pub fn display_name(input: &str) -> Result<DisplayName, ProtocolError> {
 pub struct ParticipantView {
     pub id: String,
     pub name: String,
+    pub role: &'static str,
     pub audio_muted: bool,
     pub video_muted: bool,
+    pub hand_raised: Option<u64>,
 }
 
 impl From<&ParticipantInfo> for ParticipantView {
@@ -263,8 +435,91 @@ impl From<&ParticipantInfo> for ParticipantView {
         Self {
             id: p.id.to_string(),
             name: p.name.as_str().to_string(),
+            role: p.role.as_str(),
             audio_muted: p.audio_muted,
             video_muted: p.video_muted,
+            hand_raised: p.hand,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PermissionsView {
+    pub audio: bool,
+    pub video: bool,
+}
+
+impl From<Permissions> for PermissionsView {
+    fn from(p: Permissions) -> Self {
+        Self {
+            audio: p.audio,
+            video: p.video,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomView {
+    pub locked: bool,
+    pub lobby: bool,
+    pub password_set: bool,
+    pub unmute_locked: PermissionsView,
+}
+
+impl From<RoomState> for RoomView {
+    fn from(r: RoomState) -> Self {
+        Self {
+            locked: r.locked,
+            lobby: r.lobby,
+            password_set: r.password_set,
+            unmute_locked: PermissionsView {
+                audio: r.unmute_locked[0],
+                video: r.unmute_locked[1],
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct LobbyView {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RequestView {
+    pub id: String,
+    pub kind: &'static str,
+}
+
+impl Outbound {
+    /// `joined`, from what the focus says.
+    pub fn joined(j: &Joined) -> Self {
+        Outbound::Joined {
+            version: PROTOCOL_VERSION,
+            conference: j.conference.to_string(),
+            you: j.you.to_string(),
+            role: j.role.as_str(),
+            permissions: j.permissions.into(),
+            room: j.room.into(),
+            participants: j.participants.iter().map(ParticipantView::from).collect(),
+            lobby: j
+                .lobby
+                .iter()
+                .map(|(id, name)| LobbyView {
+                    id: id.to_string(),
+                    name: name.as_str().to_string(),
+                })
+                .collect(),
+            unmute_requests: j
+                .unmute_requests
+                .iter()
+                .map(|(id, kind)| RequestView {
+                    id: id.to_string(),
+                    kind: kind.as_str(),
+                })
+                .collect(),
         }
     }
 }
@@ -273,11 +528,46 @@ impl From<&ParticipantInfo> for ParticipantView {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Outbound {
+    #[serde(rename_all = "camelCase")]
     Joined {
         version: u32,
         conference: String,
         you: String,
+        role: &'static str,
+        permissions: PermissionsView,
+        room: RoomView,
         participants: Vec<ParticipantView>,
+        lobby: Vec<LobbyView>,
+        unmute_requests: Vec<RequestView>,
+    },
+    Waiting {
+        reason: &'static str,
+    },
+    Role {
+        id: String,
+        role: &'static str,
+    },
+    Permissions(PermissionsView),
+    RoomState(RoomView),
+    Hand {
+        id: String,
+        raised: bool,
+        order: Option<u64>,
+    },
+    LobbyRequest {
+        id: String,
+        name: String,
+    },
+    LobbyLeft {
+        id: String,
+    },
+    UnmuteRequest {
+        id: String,
+        kind: &'static str,
+    },
+    UnmuteRequestDone {
+        id: String,
+        kind: &'static str,
     },
     ParticipantJoined {
         participant: ParticipantView,
@@ -297,9 +587,12 @@ pub enum Outbound {
     Answer {
         sdp: String,
     },
+    #[serde(rename_all = "camelCase")]
     Error {
         code: &'static str,
         message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
     },
 }
 
@@ -308,6 +601,7 @@ impl Outbound {
         Outbound::Error {
             code: error.code.as_str(),
             message: error.message.clone(),
+            retry_after: None,
         }
     }
 
@@ -334,16 +628,12 @@ mod tests {
         )
         .unwrap();
         match m {
-            Inbound::Join {
-                room,
-                name,
-                audio_muted,
-                video_muted,
-            } => {
-                assert_eq!(room.as_str(), "maths-3b");
-                assert_eq!(name.as_str(), "Anna de Vries");
-                assert!(!audio_muted);
-                assert!(video_muted);
+            Inbound::Join(j) => {
+                assert_eq!(j.room.as_str(), "maths-3b");
+                assert_eq!(j.name.as_str(), "Anna de Vries");
+                assert!(!j.audio_muted);
+                assert!(j.video_muted);
+                assert_eq!(j.jwt, None);
             }
             other => panic!("{other:?}"),
         }
@@ -455,6 +745,56 @@ mod tests {
             e.to_json(),
             r#"{"type":"error","code":"room-not-found","message":"no"}"#
         );
+    }
+
+    #[test]
+    fn moderation_messages_are_validated() {
+        let id = ParticipantId::random();
+        let m = parse(&format!(
+            r#"{{"type":"mute-participant","id":"{id}","kind":"audio"}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            m,
+            Inbound::Act(Action::MuteParticipant {
+                target: id.clone(),
+                kind: MediaKind::Audio
+            })
+        );
+        assert_eq!(
+            code(r#"{"type":"mute-participant","id":"x","kind":"smell"}"#),
+            ErrorCode::BadMessage
+        );
+        assert!(matches!(
+            parse(r#"{"type":"set-password","password":null}"#).unwrap(),
+            Inbound::Act(Action::SetPassword(None))
+        ));
+        assert_eq!(
+            code(r#"{"type":"set-password","password":""}"#),
+            ErrorCode::BadMessage
+        );
+        assert!(matches!(
+            parse(r#"{"type":"remove","id":"nobody"}"#).unwrap(),
+            Inbound::Act(Action::Remove { bar: false, .. })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"end-conference"}"#).unwrap(),
+            Inbound::Act(Action::EndConference)
+        ));
+        assert_eq!(
+            code(r#"{"type":"join","version":1,"room":"a","name":"x","rejoinKey":"short"}"#),
+            ErrorCode::BadMessage
+        );
+        let with_everything = parse(
+            r#"{"type":"join","version":1,"room":"a","name":"x","jwt":"e.y.z","password":"pw","rejoinKey":"abcdefghijklmnop"}"#,
+        )
+        .unwrap();
+        let Inbound::Join(j) = with_everything else {
+            panic!()
+        };
+        assert_eq!(j.password.as_ref().map(|p| p.expose()), Some("pw"));
+        assert_eq!(format!("{:?}", j.password), "Some(<secret>)");
+        assert_eq!(j.rejoin_key.as_deref(), Some("abcdefghijklmnop"));
     }
 
     #[test]

@@ -43,6 +43,7 @@ use serde_json::{Value, json};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Marks a payload as ours: "ZAAL", then sequence (u32) and send time (u64 µs since the epoch).
 const PROBE_MAGIC: &[u8; 4] = b"ZAAL";
@@ -77,6 +78,13 @@ pub struct SimOptions {
     pub video_kbps: u32,
     /// The address the participant's UDP socket binds to.
     pub local_ip: IpAddr,
+    /// A signed link's token, sent in `join`.
+    pub jwt: Option<String>,
+    /// The room password, sent in `join`.
+    pub password: Option<String>,
+    pub rejoin_key: Option<String>,
+    /// `zaal_session=…`: join as a logged-in host.
+    pub session_cookie: Option<String>,
 }
 
 impl SimOptions {
@@ -89,6 +97,10 @@ impl SimOptions {
             send_video: true,
             video_kbps: 300,
             local_ip: IpAddr::from([127, 0, 0, 1]),
+            jwt: None,
+            password: None,
+            rejoin_key: None,
+            session_cookie: None,
         }
     }
 }
@@ -120,6 +132,15 @@ pub struct Observed {
     pub connected: bool,
     /// Set when the server closed the session or the task stopped.
     pub ended: Option<String>,
+    /// The participant's own id, once in the conference.
+    pub you: String,
+    pub conference: String,
+    /// `moderator` or `participant`.
+    pub role: String,
+    /// Why the participant waits (`host`, `lobby`), while it does.
+    pub waiting: Option<String>,
+    /// Every message from the server other than SDP, in order (bounded).
+    pub messages: Vec<Value>,
     /// One-way latency samples in microseconds (bounded).
     pub latency_us: Vec<u32>,
     /// Media packets whose probe showed a gap (lost or reordered) per publisher stream.
@@ -175,11 +196,26 @@ impl SimulatedParticipant {
         };
         tcp.bind(SocketAddr::new(options.local_ip, 0))?;
         let stream = tcp.connect(server_addr).await?;
-        let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await?;
-        let join = json!({
+        let mut request = url.into_client_request()?;
+        if let Some(cookie) = &options.session_cookie
+            && let Ok(value) = cookie.parse()
+        {
+            request.headers_mut().insert("cookie", value);
+        }
+        let (mut ws, _) = tokio_tungstenite::client_async(request, stream).await?;
+        let mut join = json!({
             "type": "join", "version": 1, "room": options.room, "name": options.name,
             "audioMuted": !options.send_audio, "videoMuted": !options.send_video,
         });
+        for (key, value) in [
+            ("jwt", &options.jwt),
+            ("password", &options.password),
+            ("rejoinKey", &options.rejoin_key),
+        ] {
+            if let Some(value) = value {
+                join[key] = json!(value);
+            }
+        }
         ws.send(Message::text(join.to_string())).await?;
         let joined = tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(message) = ws.next().await {
@@ -187,7 +223,7 @@ impl SimulatedParticipant {
                     let value: Value = serde_json::from_str(&text)
                         .map_err(|e| SimError::Protocol(e.to_string()))?;
                     match value["type"].as_str() {
-                        Some("joined") => return Ok(value),
+                        Some("joined") | Some("waiting") => return Ok(value),
                         Some("error") => {
                             return Err(SimError::Protocol(format!(
                                 "{}: {}",
@@ -205,27 +241,25 @@ impl SimulatedParticipant {
         .map_err(|_| SimError::Timeout("joined"))??;
 
         let observed = Arc::new(Mutex::new(Observed::default()));
-        {
+        let socket = UdpSocket::bind(SocketAddr::new(options.local_ip, 0)).await?;
+        let mut media = Media::new(&options, socket.local_addr()?)?;
+        if joined["type"] == "joined" {
+            on_joined(&joined, &mut lock(&observed));
+            let offer = media.offer()?;
+            ws.send(Message::text(
+                json!({"type": "offer", "sdp": offer}).to_string(),
+            ))
+            .await?;
+        } else {
             let mut o = lock(&observed);
-            for p in joined["participants"].as_array().into_iter().flatten() {
-                if let (Some(id), Some(name)) = (p["id"].as_str(), p["name"].as_str()) {
-                    o.participants.insert(id.into(), name.into());
-                }
-            }
+            o.waiting = joined["reason"].as_str().map(String::from);
+            o.messages.push(joined.clone());
         }
         let id = joined["you"].as_str().unwrap_or_default().to_string();
         let conference = joined["conference"]
             .as_str()
             .unwrap_or_default()
             .to_string();
-
-        let socket = UdpSocket::bind(SocketAddr::new(options.local_ip, 0)).await?;
-        let mut media = Media::new(&options, socket.local_addr()?)?;
-        let offer = media.offer()?;
-        ws.send(Message::text(
-            json!({"type": "offer", "sdp": offer}).to_string(),
-        ))
-        .await?;
 
         let (control, control_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(run(
@@ -311,6 +345,23 @@ impl SimulatedParticipant {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Takes in what `joined` says.
+fn on_joined(joined: &Value, o: &mut Observed) {
+    for p in joined["participants"].as_array().into_iter().flatten() {
+        if let (Some(id), Some(name)) = (p["id"].as_str(), p["name"].as_str()) {
+            o.participants.insert(id.into(), name.into());
+        }
+    }
+    o.you = joined["you"].as_str().unwrap_or_default().to_string();
+    o.conference = joined["conference"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    o.role = joined["role"].as_str().unwrap_or_default().to_string();
+    o.waiting = None;
+    o.messages.push(joined.clone());
 }
 
 fn lock(observed: &Arc<Mutex<Observed>>) -> MutexGuard<'_, Observed> {
@@ -684,7 +735,23 @@ async fn run(
                 let Ok(value) = serde_json::from_str::<Value>(&text) else {
                     continue;
                 };
+                if !matches!(value["type"].as_str(), Some("offer" | "answer" | "joined")) {
+                    let mut o = lock(&observed);
+                    if o.messages.len() < 10_000 {
+                        o.messages.push(value.clone());
+                    }
+                    if value["type"] == "role" && value["id"].as_str() == Some(o.you.as_str()) {
+                        o.role = value["role"].as_str().unwrap_or_default().to_string();
+                    }
+                }
                 match value["type"].as_str() {
+                    Some("joined") => {
+                        on_joined(&value, &mut lock(&observed));
+                        if let Ok(offer) = media.offer() {
+                            let m = json!({"type": "offer", "sdp": offer});
+                            let _ = ws_tx.send(Message::text(m.to_string())).await;
+                        }
+                    }
                     Some("answer") => {
                         let sdp = value["sdp"].as_str().unwrap_or_default().to_string();
                         if let Ok(answer) = RTCSessionDescription::answer(sdp) {

@@ -34,7 +34,10 @@ impl TestServer {
                 .env("ZAAL__HTTP__LISTEN", "127.0.0.1:0")
                 .env("ZAAL__MEDIA__UDP_PORT", "0")
                 .env("ZAAL__MEDIA__BIND", "127.0.0.1")
-                .env("ZAAL__MEDIA__ADVERTISE_IPS", "127.0.0.1");
+                .env("ZAAL__MEDIA__ADVERTISE_IPS", "127.0.0.1")
+                // Most tests are about media, not hosts: guests may start a conference. Tests of
+                // the waiting room turn this back on.
+                .env("ZAAL__FOCUS__WAIT_FOR_HOST", "false");
             for (k, v) in extra_env {
                 cmd.env(k, v);
             }
@@ -209,6 +212,22 @@ pub async fn eventually<T>(
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = condition() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Like [`eventually`], for a condition that needs to await.
+pub async fn eventually_async<T, F, Fut>(what: &str, mut condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = condition().await {
             return value;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
