@@ -360,9 +360,14 @@ impl Core {
                 self.touched.push(subscriber.peer);
             }
         }
-        self.counters
-            .rtp_forwarded
-            .fetch_add(forwarded, Ordering::Relaxed);
+        if forwarded > 0 {
+            self.counters
+                .rtp_forwarded
+                .fetch_add(forwarded, Ordering::Relaxed);
+            self.counters
+                .rtp_bytes_forwarded
+                .fetch_add(forwarded * packet.payload.len() as u64, Ordering::Relaxed);
+        }
     }
 
     fn request_keyframe(&mut self, now: Instant, source_key: SourceKey) {

@@ -107,6 +107,8 @@ pub struct SfuCounters {
     pub datagrams_unrouted: AtomicU64,
     pub rtp_in: AtomicU64,
     pub rtp_forwarded: AtomicU64,
+    /// RTP payload bytes forwarded (headers excluded).
+    pub rtp_bytes_forwarded: AtomicU64,
     pub datagrams_out: AtomicU64,
     pub send_errors: AtomicU64,
     pub peers: AtomicU64,

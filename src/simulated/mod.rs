@@ -143,8 +143,10 @@ pub struct Observed {
     pub messages: Vec<Value>,
     /// One-way latency samples in microseconds (bounded).
     pub latency_us: Vec<u32>,
-    /// Media packets whose probe showed a gap (lost or reordered) per publisher stream.
-    pub sequence_gaps: u64,
+    /// Probe packets the publishers sent on the streams received so far (from their sequence
+    /// numbers), and how many of them arrived: loss is one minus their ratio.
+    pub probes_expected: u64,
+    pub probes_received: u64,
 }
 
 enum Control {
@@ -293,6 +295,11 @@ impl SimulatedParticipant {
             .unwrap_or_default()
     }
 
+    /// Takes the latency samples gathered so far (microseconds), leaving none.
+    pub fn take_latency(&self) -> Vec<u32> {
+        std::mem::take(&mut lock(&self.observed).latency_us)
+    }
+
     /// Sends a raw WebSocket message (for tests of malformed input).
     pub fn send_raw(&self, message: Message) {
         let _ = self.control.send(Control::Raw(message));
@@ -386,8 +393,8 @@ struct Media {
     video: Outgoing,
     /// Inbound track id → (publisher id, kind).
     tracks: HashMap<String, (String, RtpCodecKind)>,
-    /// Last probe sequence per inbound SSRC, to count gaps.
-    last_probe: HashMap<u32, u32>,
+    /// Highest probe sequence seen per inbound SSRC.
+    highest_probe: HashMap<u32, u32>,
 }
 
 fn video_feedback() -> Vec<RTCPFeedback> {
@@ -506,7 +513,7 @@ impl Media {
             audio,
             video,
             tracks: HashMap::new(),
-            last_probe: HashMap::new(),
+            highest_probe: HashMap::new(),
         })
     }
 
@@ -616,9 +623,18 @@ impl Media {
                     .latency_us
                     .push(now.saturating_sub(sent).min(u32::MAX as u64) as u32);
             }
-            let last = self.last_probe.insert(packet.header.ssrc, sequence);
-            if last.is_some_and(|l| sequence != l.wrapping_add(1)) {
-                observed.sequence_gaps += 1;
+            observed.probes_received += 1;
+            match self.highest_probe.get_mut(&packet.header.ssrc) {
+                None => {
+                    self.highest_probe.insert(packet.header.ssrc, sequence);
+                    observed.probes_expected += 1;
+                }
+                Some(highest) if sequence > *highest => {
+                    observed.probes_expected += u64::from(sequence - *highest);
+                    *highest = sequence;
+                }
+                // Late or repaired: it was counted as expected already.
+                Some(_) => {}
             }
         }
     }

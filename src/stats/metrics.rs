@@ -68,6 +68,11 @@ pub fn render(focus: &FocusStats, sfu: &SfuCounters) -> String {
         "RTP packets forwarded to subscribers",
         counter(&sfu.rtp_forwarded),
     );
+    registry.register(
+        "rtp_payload_bytes_forwarded",
+        "RTP payload bytes forwarded to subscribers",
+        counter(&sfu.rtp_bytes_forwarded),
+    );
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &registry);

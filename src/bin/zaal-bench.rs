@@ -1,0 +1,380 @@
+//! `zaal-bench`: classrooms of simulated participants against a real Zaal server, and what the
+//! server spends on them.
+//!
+//! Every participant is a real WebRTC peer (webrtc-rs) that joins through the signalling
+//! WebSocket, publishes Opus-shaped audio (50 packets/s) and, if it is a video sender,
+//! VP8-shaped video at `--video-kbps`, and receives everyone else. Payloads carry a sequence
+//! number and a send time, so receivers measure loss and one-way latency. The server's CPU time
+//! and memory come from `/proc` of its process: one the tool starts itself (the `zaal` binary
+//! next to this one), or `--server URL --server-pid PID`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::json;
+use zaal::focus::RoomName;
+use zaal::simulated::{SimOptions, SimulatedParticipant};
+use zaal::store::Store;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "zaal-bench",
+    about = "Load a Zaal server with simulated classrooms"
+)]
+struct Args {
+    /// Rooms to fill
+    #[arg(long, default_value_t = 1)]
+    rooms: usize,
+    /// Participants per room
+    #[arg(long, default_value_t = 4)]
+    participants: usize,
+    /// Participants per room who send video (the first ones)
+    #[arg(long, default_value_t = 1)]
+    video_senders: usize,
+    /// Participants per room who send audio (default: the video senders)
+    #[arg(long)]
+    audio_senders: Option<usize>,
+    /// Video bit rate per sender
+    #[arg(long, default_value_t = 500)]
+    video_kbps: u32,
+    /// How long to measure, after everyone has joined
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Spread the joins over this long
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    ramp: Duration,
+    /// Time between the last join and the start of the measurement
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Write the results here as JSON
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Use a running server (its rooms `bench-1` … must exist and admit guests)
+    #[arg(long, requires = "server_pid")]
+    server: Option<String>,
+    /// The process id of that server, for its CPU time and memory
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Print no progress line
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// The server the tool started itself; stopped when dropped.
+struct OwnServer {
+    child: Child,
+    _dir: tempfile_dir::TempDir,
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary directory without pulling a crate into the server's dependencies.
+mod tempfile_dir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> std::io::Result<Self> {
+            let path = std::env::temp_dir().join(format!(
+                "zaal-bench-{}-{}",
+                std::process::id(),
+                rand::random::<u32>()
+            ));
+            std::fs::create_dir_all(&path)?;
+            Ok(Self(path))
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn room_name(i: usize) -> String {
+    format!("bench-{}", i + 1)
+}
+
+fn start_server(rooms: usize, participants: usize) -> Result<(OwnServer, String, u32), String> {
+    let dir = tempfile_dir::TempDir::new().map_err(|e| e.to_string())?;
+    let data = dir.path().join("data");
+    let store = Store::open(&data).map_err(|e| e.to_string())?;
+    for i in 0..rooms {
+        let room = RoomName::parse(&room_name(i)).map_err(|e| e.to_string())?;
+        store
+            .create_room(&room, "bench")
+            .map_err(|e| e.to_string())?;
+    }
+    drop(store);
+    let exe = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("zaal");
+    let mut child = Command::new(&exe)
+        .arg("serve")
+        .env("ZAAL__DATA__DIR", &data)
+        .env("ZAAL__LOGS__DIR", dir.path().join("logs"))
+        .env("ZAAL__HTTP__LISTEN", "127.0.0.1:0")
+        .env("ZAAL__MEDIA__UDP_PORT", "0")
+        .env("ZAAL__MEDIA__BIND", "127.0.0.1")
+        .env("ZAAL__MEDIA__ADVERTISE_IPS", "127.0.0.1")
+        .env("ZAAL__FOCUS__WAIT_FOR_HOST", "false")
+        .env(
+            "ZAAL__FOCUS__MAX_PARTICIPANTS",
+            (participants + 1).max(2).to_string(),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    let pid = child.id();
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(rest) = line.strip_prefix("Zaal listening on ") {
+                    break rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                }
+            }
+            _ => return Err("the server stopped before it listened".into()),
+        }
+    };
+    // Keep draining stdout so the server never blocks on it.
+    std::thread::spawn(move || for _ in lines {});
+    Ok((OwnServer { child, _dir: dir }, url, pid))
+}
+
+/// CPU seconds (user + system) and resident memory of a process, from /proc.
+fn process_usage(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces: fields start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(((utime + stime) / ticks.max(1.0), rss_kib * 1024))
+}
+
+/// The server's forwarding counters, from /metrics.
+async fn forwarded(client: &reqwest::Client, server: &str) -> Option<(u64, u64)> {
+    let text = client
+        .get(format!("{server}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some((
+        value("zaal_rtp_packets_forwarded_total ")?,
+        value("zaal_rtp_payload_bytes_forwarded_total ")?,
+    ))
+}
+
+/// The `p`-th percentile (0–100) of sorted samples.
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    f64::from(sorted[rank.min(sorted.len() - 1)])
+}
+
+struct Totals {
+    expected: u64,
+    received: u64,
+    packets: u64,
+}
+
+fn totals(participants: &[SimulatedParticipant]) -> Totals {
+    let mut t = Totals {
+        expected: 0,
+        received: 0,
+        packets: 0,
+    };
+    for p in participants {
+        let o = p.observed();
+        t.expected += o.probes_expected;
+        t.received += o.probes_received;
+        t.packets += o
+            .received
+            .values()
+            .map(|r| r.audio_packets + r.video_packets)
+            .sum::<u64>();
+    }
+    t
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zaal-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    if args.participants == 0 || args.rooms == 0 {
+        return Err("--rooms and --participants must be at least 1".into());
+    }
+    let audio_senders = args.audio_senders.unwrap_or(args.video_senders);
+    let (_own, server, pid) = match (&args.server, args.server_pid) {
+        (Some(url), Some(pid)) => (None, url.trim_end_matches('/').to_string(), pid),
+        _ => {
+            let (own, url, pid) = start_server(args.rooms, args.participants)?;
+            (Some(own), url, pid)
+        }
+    };
+    let client = reqwest::Client::new();
+    let (_, baseline_rss) = process_usage(pid).ok_or("cannot read the server's /proc entry")?;
+    let total = args.rooms * args.participants;
+    let mut participants = Vec::with_capacity(total);
+    let gap = args.ramp.checked_div(total as u32).unwrap_or_default();
+    let started = Instant::now();
+    for room in 0..args.rooms {
+        for i in 0..args.participants {
+            let mut options = SimOptions::new(&server, &room_name(room), &format!("p{room}-{i}"));
+            options.send_video = i < args.video_senders;
+            options.send_audio = i < audio_senders;
+            options.video_kbps = args.video_kbps;
+            let p = SimulatedParticipant::join(options)
+                .await
+                .map_err(|e| format!("participant {i} of room {room}: {e}"))?;
+            participants.push(p);
+            tokio::time::sleep(gap).await;
+        }
+        if !args.quiet {
+            eprint!("\rjoined {}/{total}", participants.len());
+        }
+    }
+    if !args.quiet {
+        eprintln!(" in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    tokio::time::sleep(args.warmup).await;
+
+    // The measurement window.
+    for p in &participants {
+        p.take_latency();
+    }
+    let (cpu0, _) = process_usage(pid).ok_or("the server is gone")?;
+    let (fwd0, bytes0) = forwarded(&client, &server)
+        .await
+        .ok_or("cannot read the server's /metrics")?;
+    let t0 = totals(&participants);
+    let window_start = Instant::now();
+    let mut last = (window_start, fwd0);
+    while window_start.elapsed() < args.duration {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if !args.quiet {
+            let now = Instant::now();
+            let fwd = forwarded(&client, &server).await.map_or(last.1, |f| f.0);
+            let t = totals(&participants);
+            let loss =
+                1.0 - (t.received - t0.received) as f64 / (t.expected - t0.expected).max(1) as f64;
+            eprint!(
+                "\r[{:>4.0} s] {total} participants, forwarding {:>7.0} packets/s, loss {:.3} %   ",
+                window_start.elapsed().as_secs_f64(),
+                (fwd - last.1) as f64 / now.duration_since(last.0).as_secs_f64(),
+                loss.max(0.0) * 100.0
+            );
+            last = (now, fwd);
+        }
+    }
+    let elapsed = window_start.elapsed().as_secs_f64();
+    let (cpu1, rss) = process_usage(pid).ok_or("the server is gone")?;
+    let (fwd1, bytes1) = forwarded(&client, &server)
+        .await
+        .ok_or("cannot read the server's /metrics")?;
+    let t1 = totals(&participants);
+    let mut latency: Vec<u32> = participants.iter().flat_map(|p| p.take_latency()).collect();
+    latency.sort_unstable();
+    if !args.quiet {
+        eprintln!();
+    }
+    let forwarded_packets = fwd1 - fwd0;
+    let cpu = cpu1 - cpu0;
+    let expected = t1.expected - t0.expected;
+    let received = t1.received - t0.received;
+    let report = json!({
+        "rooms": args.rooms,
+        "participants": total,
+        "video_senders": args.video_senders * args.rooms,
+        "audio_senders": audio_senders.min(args.participants) * args.rooms,
+        "video_kbps": args.video_kbps,
+        "duration_s": elapsed,
+        "forwarded_packets": forwarded_packets,
+        "forwarded_pps": forwarded_packets as f64 / elapsed,
+        "forwarded_bps": (bytes1 - bytes0) as f64 * 8.0 / elapsed,
+        "received_pps": (t1.packets - t0.packets) as f64 / elapsed,
+        "loss_ratio": if expected == 0 { 0.0 } else { (1.0 - received as f64 / expected as f64).max(0.0) },
+        "latency_ms_p50": percentile(&latency, 50.0) / 1000.0,
+        "latency_ms_p99": percentile(&latency, 99.0) / 1000.0,
+        "latency_samples": latency.len(),
+        "server_cpu_seconds": cpu,
+        "server_cpu_us_per_forwarded_packet": if forwarded_packets == 0 { 0.0 } else { cpu * 1e6 / forwarded_packets as f64 },
+        "server_rss_bytes": rss,
+        "server_rss_per_participant_bytes": rss.saturating_sub(baseline_rss) / total as u64,
+    });
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    println!("{text}");
+    if let Some(path) = &args.json {
+        let mut file =
+            std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        writeln!(file, "{text}").map_err(|e| e.to_string())?;
+    }
+    for p in participants {
+        p.vanish();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_sorted_samples() {
+        let samples: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&samples, 50.0), 51.0);
+        assert_eq!(percentile(&samples, 99.0), 99.0);
+        assert_eq!(percentile(&[], 99.0), 0.0);
+        assert_eq!(percentile(&[7], 50.0), 7.0);
+    }
+}

@@ -1,0 +1,52 @@
+//! A tiny run of the load tool: it starts a server, media flows, and the report has every field.
+//! (Speed is measured with the tool, never asserted here.)
+
+use std::process::Command;
+
+#[test]
+fn the_load_tool_runs_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_zaal-bench"))
+        .args([
+            "--rooms",
+            "1",
+            "--participants",
+            "3",
+            "--video-senders",
+            "2",
+            "--video-kbps",
+            "200",
+            "--duration",
+            "2s",
+            "--ramp",
+            "500ms",
+            "--warmup",
+            "2s",
+            "--quiet",
+            "--json",
+        ])
+        .arg(&json)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for field in [
+        "forwarded_pps",
+        "forwarded_bps",
+        "loss_ratio",
+        "latency_ms_p50",
+        "latency_ms_p99",
+        "server_cpu_seconds",
+        "server_cpu_us_per_forwarded_packet",
+        "server_rss_bytes",
+        "participants",
+        "duration_s",
+    ] {
+        assert!(report[field].is_number(), "{field} in {report}");
+    }
+    assert_eq!(report["participants"], 3);
+    assert!(report["forwarded_pps"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["latency_samples"].as_u64().unwrap() > 0, "{report}");
+}
