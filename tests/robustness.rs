@@ -81,7 +81,7 @@ async fn garbage_does_not_disturb_a_running_conference() {
     // 1. A participant's own malformed messages are answered, and it stays in.
     let big = format!(
         r#"{{"type":"offer","sdp":"v=0{}"}}"#,
-        "x".repeat(100 * 1024)
+        "x".repeat(300 * 1024)
     );
     for raw in [
         "not json at all".to_string(),
@@ -153,7 +153,7 @@ async fn garbage_does_not_disturb_a_running_conference() {
 
     // 3. A frame over the WebSocket limit closes only that connection.
     let (mut huge, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
-    let _ = huge.send(Message::text("x".repeat(400 * 1024))).await;
+    let _ = huge.send(Message::text("x".repeat(700 * 1024))).await;
     let next = tokio::time::timeout(Duration::from_secs(5), huge.next()).await;
     assert!(
         matches!(

@@ -93,6 +93,10 @@ struct Core {
     arena: BytesMut,
     scratch_keys: Vec<PeerKey>,
     scratch_events: Vec<RTCPeerConnectionEvent>,
+    /// One connection's output on its way to the socket (reused).
+    out_queue: Vec<BytesMut>,
+    /// Where runs of datagrams are coalesced for segmentation offload (reused).
+    gso_scratch: Vec<u8>,
     gone_reported: Vec<bool>,
 }
 
@@ -120,6 +124,8 @@ impl Engine {
                 arena: BytesMut::with_capacity(ARENA_BYTES),
                 scratch_keys: Vec::new(),
                 scratch_events: Vec::new(),
+                out_queue: Vec::with_capacity(64),
+                gso_scratch: Vec::with_capacity(64 * 1024),
                 gone_reported: Vec::new(),
             },
         })
@@ -202,15 +208,33 @@ impl Core {
             let Some(peer) = self.peers.get_mut(key) else {
                 continue;
             };
+            // A connection's output all goes to its one remote address: gather it and send it
+            // in as few system calls as possible. The address is the remote candidate of the
+            // selected pair; during ICE checks the rare datagram to another address goes alone.
+            let mut destination = None;
             while let Some(out) = peer.pc.poll_write() {
-                send(
-                    socket,
-                    &self.counters,
-                    out.transport.peer_addr,
-                    peer.local_ip,
-                    &out.message,
-                );
+                let to = out.transport.peer_addr;
+                if destination.is_some_and(|d| d != to) {
+                    send_queued(
+                        socket,
+                        &self.counters,
+                        &mut self.out_queue,
+                        &mut self.gso_scratch,
+                        destination,
+                        peer.local_ip,
+                    );
+                }
+                destination = Some(to);
+                self.out_queue.push(out.message);
             }
+            send_queued(
+                socket,
+                &self.counters,
+                &mut self.out_queue,
+                &mut self.gso_scratch,
+                destination,
+                peer.local_ip,
+            );
             peer.deadline = peer.pc.poll_timeout();
         }
     }
@@ -447,15 +471,31 @@ impl Core {
                 }
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                let Some(peer) = self.peers.get_mut(key) else {
-                    return;
+                // A track becomes a source when its first packet arrives, not when the client
+                // offers it: a class of thirty with cameras off offers sixty silent tracks, and
+                // nobody should receive an m-line for each of them.
+                let find = |engine: &Self| {
+                    engine.peers.get(key).and_then(|peer| {
+                        peer.published.iter().copied().find(|s| {
+                            engine
+                                .sources
+                                .get(*s)
+                                .is_some_and(|s| s.receiver == init.receiver_id)
+                        })
+                    })
                 };
-                let source = peer.published.iter().copied().find(|s| {
-                    self.sources
-                        .get(*s)
-                        .is_some_and(|s| s.receiver == init.receiver_id)
-                });
-                if let Some(source) = source {
+                let source = match find(self) {
+                    Some(source) => Some(source),
+                    None => {
+                        self.create_source(key, init.receiver_id);
+                        let created = find(self);
+                        if created.is_some() {
+                            self.offer_new_source(now, key);
+                        }
+                        created
+                    }
+                };
+                if let (Some(source), Some(peer)) = (source, self.peers.get_mut(key)) {
                     peer.track_sources.insert(init.track_id, source);
                     if let Some(s) = self.sources.get_mut(source) {
                         s.last_ssrc = Some(init.ssrc);
@@ -643,18 +683,7 @@ impl Core {
                 peer.negotiation = Negotiation::Stable;
                 (peer.signals)(PeerSignal::Answer(answer));
                 self.touch(key);
-                self.create_sources(key);
                 self.sync_subscriptions(now, key);
-                let participant = self.peers[key].participant.clone();
-                let interested: Vec<PeerKey> = self
-                    .peers
-                    .iter()
-                    .filter(|(k, p)| *k != key && p.plan.contains(&participant))
-                    .map(|(k, _)| k)
-                    .collect();
-                for other in interested {
-                    self.sync_subscriptions(now, other);
-                }
             }
             Err(e) => {
                 self.signal(key, PeerSignal::NegotiationFailed(e.to_string()));
@@ -722,57 +751,53 @@ impl Core {
         self.maybe_offer(now, key);
     }
 
-    /// Turns the tracks a client just offered into sources others can receive.
-    fn create_sources(&mut self, key: PeerKey) {
+    /// Turns a track whose media has started into a source others can receive.
+    fn create_source(&mut self, key: PeerKey, receiver_id: RTCRtpReceiverId) {
         let Some(peer) = self.peers.get_mut(key) else {
             return;
         };
-        let transceivers: Vec<_> = peer.pc.get_transceivers().collect();
-        for id in transceivers {
-            let Some(transceiver) = peer.pc.rtp_transceiver(id) else {
-                continue;
-            };
-            let receives =
-                transceiver.direction().has_recv() || transceiver.current_direction().has_recv();
-            let Some(receiver_id) = transceiver.receiver() else {
-                continue;
-            };
-            if !receives
-                || peer.published.iter().any(|s| {
-                    self.sources
-                        .get(*s)
-                        .is_some_and(|s| s.receiver == receiver_id)
-                })
-            {
-                continue;
-            }
-            let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) else {
-                continue;
-            };
-            let kind = receiver.track().kind();
-            let track_id = receiver.track().track_id().clone();
-            let parameters = receiver.get_parameters().rtp_parameters.clone();
-            let Some(first) = parameters.codecs.first() else {
-                continue;
-            };
-            if kind != RtpCodecKind::Audio && kind != RtpCodecKind::Video {
-                continue;
-            }
-            let source = Source {
-                publisher: key,
-                participant: peer.participant.clone(),
-                kind,
-                receiver: receiver_id,
-                codec: first.rtp_codec.clone(),
-                codecs: negotiated_codecs(&parameters.codecs),
-                extensions: negotiated_extensions(&parameters.header_extensions),
-                last_ssrc: None,
-                keyframes: KeyframeThrottle::default(),
-                subscribers: Vec::new(),
-            };
-            let source_key = self.sources.insert(source);
-            peer.published.push(source_key);
-            peer.track_sources.insert(track_id, source_key);
+        let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) else {
+            return;
+        };
+        let kind = receiver.track().kind();
+        let track_id = receiver.track().track_id().clone();
+        let parameters = receiver.get_parameters().rtp_parameters.clone();
+        let Some(first) = parameters.codecs.first() else {
+            return;
+        };
+        if kind != RtpCodecKind::Audio && kind != RtpCodecKind::Video {
+            return;
+        }
+        let source = Source {
+            publisher: key,
+            participant: peer.participant.clone(),
+            kind,
+            receiver: receiver_id,
+            codec: first.rtp_codec.clone(),
+            codecs: negotiated_codecs(&parameters.codecs),
+            extensions: negotiated_extensions(&parameters.header_extensions),
+            last_ssrc: None,
+            keyframes: KeyframeThrottle::default(),
+            subscribers: Vec::new(),
+        };
+        let source_key = self.sources.insert(source);
+        peer.published.push(source_key);
+        peer.track_sources.insert(track_id, source_key);
+    }
+
+    /// Everyone whose plan includes this publisher gets its new source.
+    fn offer_new_source(&mut self, now: Instant, publisher: PeerKey) {
+        let Some(participant) = self.peers.get(publisher).map(|p| p.participant.clone()) else {
+            return;
+        };
+        let interested: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(k, p)| *k != publisher && p.plan.contains(&participant))
+            .map(|(k, _)| k)
+            .collect();
+        for other in interested {
+            self.sync_subscriptions(now, other);
         }
     }
 
@@ -977,6 +1002,26 @@ impl Core {
             self.maybe_offer(now, other);
         }
     }
+}
+
+fn send_queued(
+    socket: &MediaSocket,
+    counters: &SfuCounters,
+    queue: &mut Vec<BytesMut>,
+    scratch: &mut Vec<u8>,
+    to: Option<SocketAddr>,
+    src: Option<IpAddr>,
+) {
+    if let Some(to) = to
+        && !queue.is_empty()
+    {
+        let (sent, dropped) = socket.send_many(to, src, queue, scratch);
+        counters.datagrams_out.fetch_add(sent, Ordering::Relaxed);
+        if dropped > 0 {
+            counters.send_errors.fetch_add(dropped, Ordering::Relaxed);
+        }
+    }
+    queue.clear();
 }
 
 fn send(

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
-use rtc::interceptor::{Registry, Slot};
+use rtc::interceptor::{NackResponderBuilder, Registry, Slot};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
@@ -40,6 +40,9 @@ const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(3);
 /// …and this much later "failed", which removes the participant (SPEC: within 10 s).
 const ICE_FAILED_AFTER: Duration = Duration::from_secs(3);
 const ICE_KEEPALIVE: Duration = Duration::from_secs(2);
+
+/// Packets kept per outgoing stream to answer retransmission requests.
+const NACK_HISTORY: u16 = 256;
 
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 const SDES_MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
@@ -183,6 +186,14 @@ pub fn build_connection(
 ) -> Result<RTCPeerConnection, RtcError> {
     let mut engine = media_engine()?;
     let registry = register_default_interceptors(Registry::new(), &mut engine)?
+        // The default keeps the last 1024 packets of every outgoing video stream for
+        // retransmission; a receiver asks for a lost packet within a round trip, and 256 packets
+        // are seconds of video. With 15 streams per receiver in a full room this is most of a
+        // connection's memory.
+        .with(
+            Slot::NackResponder,
+            NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
+        )
         .with(Slot::from(12_500), KeyframeRequestTap::default());
     let settings = SettingEngineBuilder::new()
         .with_lite(true)

@@ -128,8 +128,68 @@ impl MediaSocket {
         Ok(datagrams)
     }
 
+    /// Sends datagrams to one destination, coalescing runs of equal size into single
+    /// segmentation-offload sends (GSO): a video frame forwarded to one receiver is a handful of
+    /// equal packets, and one system call for them instead of one each is most of the cost of
+    /// sending. Returns (datagrams sent, datagrams dropped).
+    pub fn send_many(
+        &self,
+        to: SocketAddr,
+        src_ip: Option<IpAddr>,
+        datagrams: &[bytes::BytesMut],
+        scratch: &mut Vec<u8>,
+    ) -> (u64, u64) {
+        const MAX_GSO_BYTES: usize = 64_000;
+        let max_segments = self.state.max_gso_segments().max(1);
+        let (mut sent, mut dropped) = (0u64, 0u64);
+        let mut start = 0;
+        while start < datagrams.len() {
+            let segment = datagrams[start].len();
+            let mut end = start + 1;
+            let mut total = segment;
+            while end < datagrams.len()
+                && end - start < max_segments
+                && datagrams[end].len() <= segment
+                && total + datagrams[end].len() <= MAX_GSO_BYTES
+            {
+                total += datagrams[end].len();
+                end += 1;
+                // Only the last segment of a run may be shorter.
+                if datagrams[end - 1].len() < segment {
+                    break;
+                }
+            }
+            let count = (end - start) as u64;
+            let result = if count == 1 {
+                self.send(to, src_ip, &datagrams[start])
+            } else {
+                scratch.clear();
+                for d in &datagrams[start..end] {
+                    scratch.extend_from_slice(d);
+                }
+                self.transmit(to, src_ip, scratch, Some(segment))
+            };
+            match result {
+                Ok(()) => sent += count,
+                Err(_) => dropped += count,
+            }
+            start = end;
+        }
+        (sent, dropped)
+    }
+
     /// Sends one datagram now or drops it. `src_ip` is the address the peer last reached us on.
     pub fn send(&self, to: SocketAddr, src_ip: Option<IpAddr>, datagram: &[u8]) -> io::Result<()> {
+        self.transmit(to, src_ip, datagram, None)
+    }
+
+    fn transmit(
+        &self,
+        to: SocketAddr,
+        src_ip: Option<IpAddr>,
+        contents: &[u8],
+        segment_size: Option<usize>,
+    ) -> io::Result<()> {
         // Addresses are kept canonical (IPv4 as IPv4); a dual-stack socket needs them mapped.
         let destination = match to {
             SocketAddr::V4(v4) if self.ipv6 => {
@@ -140,8 +200,8 @@ impl MediaSocket {
         let transmit = Transmit {
             destination,
             ecn: None,
-            contents: datagram,
-            segment_size: None,
+            contents,
+            segment_size,
             src_ip: if self.wildcard { src_ip } else { None },
         };
         self.state.try_send((&self.io).into(), &transmit)

@@ -14,11 +14,12 @@ use crate::privacy::pii::{DisplayName, Secret};
 use crate::sfu::ClientCandidate;
 
 pub const PROTOCOL_VERSION: u32 = 1;
-/// Larger messages are answered with `too-large`.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Larger messages are answered with `too-large`. An answer in a room of fifty, with an m-line
+/// per received track, is about 100 KiB.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// Larger frames close the connection (enforced by the WebSocket layer).
-pub const MAX_FRAME_BYTES: usize = 256 * 1024;
-pub const MAX_SDP_BYTES: usize = 32 * 1024;
+pub const MAX_FRAME_BYTES: usize = 512 * 1024;
+pub const MAX_SDP_BYTES: usize = 200 * 1024;
 pub const MAX_CANDIDATE_BYTES: usize = 1024;
 pub const MAX_NAME_CHARS: usize = 64;
 pub const MAX_PASSWORD_CHARS: usize = 64;
