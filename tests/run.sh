@@ -27,6 +27,6 @@ namespace=(unshare --net)
 if [ "$(id -u)" -ne 0 ]; then
     namespace=(unshare --user --map-root-user --net)
 fi
-"${namespace[@]}" sh -c 'ip link set lo up && ZAAL_BIN=target/release/zaal node --test tests/browser/'
+"${namespace[@]}" sh -c 'ip link set lo up && ZAAL_BIN=target/release/zaal node --test --test-concurrency=1 tests/browser/'
 
 step "All tests passed"

@@ -1,6 +1,7 @@
 // Icons are drawn here as inline SVG (no icon font, nothing from another
-// origin). Shapes follow the Feather icon set (MIT licence). Elements with
-// data-icon="name" in the HTML are filled in by fillIcons().
+// origin). Shapes follow the Feather icon set (MIT licence); the hand is
+// Lucide's (ISC licence, a Feather fork). Elements with data-icon="name" in
+// the HTML are filled in by fillIcons().
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
@@ -34,6 +35,46 @@ const SHAPES = {
   copy: [
     ['rect', { x: 9, y: 9, width: 13, height: 13, rx: 2 }],
     ['path', { d: 'M5 15H4a2 2 0 0 1-2-2V4a2 2 0 0 1 2-2h9a2 2 0 0 1 2 2v1' }],
+  ],
+  hand: [
+    ['path', { d: 'M18 11V6a2 2 0 0 0-4 0' }],
+    ['path', { d: 'M14 10V4a2 2 0 0 0-4 0v2' }],
+    ['path', { d: 'M10 10.5V6a2 2 0 0 0-4 0v8' }],
+    ['path', { d: 'M18 8a2 2 0 1 1 4 0v6a8 8 0 0 1-8 8h-2c-2.8 0-4.5-.86-5.99-2.34l-3.6-3.6a2 2 0 0 1 2.83-2.82L7 15' }],
+  ],
+  users: [
+    ['path', { d: 'M17 21v-2a4 4 0 0 0-4-4H5a4 4 0 0 0-4 4v2' }],
+    ['circle', { cx: 9, cy: 7, r: 4 }],
+    ['path', { d: 'M23 21v-2a4 4 0 0 0-3-3.87' }],
+    ['path', { d: 'M16 3.13a4 4 0 0 1 0 7.75' }],
+  ],
+  'user-plus': [
+    ['path', { d: 'M16 21v-2a4 4 0 0 0-4-4H5a4 4 0 0 0-4 4v2' }],
+    ['circle', { cx: 8.5, cy: 7, r: 4 }],
+    ['line', { x1: 20, y1: 8, x2: 20, y2: 14 }],
+    ['line', { x1: 23, y1: 11, x2: 17, y2: 11 }],
+  ],
+  shield: [['path', { d: 'M12 22s8-4 8-10V5l-8-3-8 3v7c0 6 8 10 8 10z' }]],
+  lock: [
+    ['rect', { x: 3, y: 11, width: 18, height: 11, rx: 2 }],
+    ['path', { d: 'M7 11V7a5 5 0 0 1 10 0v4' }],
+  ],
+  clock: [
+    ['circle', { cx: 12, cy: 12, r: 10 }],
+    ['polyline', { points: '12 6 12 12 16 14' }],
+  ],
+  more: [
+    ['circle', { cx: 12, cy: 5, r: 1 }],
+    ['circle', { cx: 12, cy: 12, r: 1 }],
+    ['circle', { cx: 12, cy: 19, r: 1 }],
+  ],
+  x: [
+    ['line', { x1: 18, y1: 6, x2: 6, y2: 18 }],
+    ['line', { x1: 6, y1: 6, x2: 18, y2: 18 }],
+  ],
+  refresh: [
+    ['polyline', { points: '23 4 23 10 17 10' }],
+    ['path', { d: 'M20.49 15a9 9 0 1 1-2.12-9.36L23 10' }],
   ],
   volume: [
     ['polygon', { points: '11 5 6 9 2 9 2 15 6 15 11 19 11 5' }],

@@ -35,6 +35,7 @@ export class Prejoin {
     this.preview = $('prejoin-preview');
     this.nameInput = $('prejoin-name');
     this.nameError = $('prejoin-name-error');
+    this.nameFromLink = $('prejoin-name-token');
     this.cameraBtn = $('prejoin-camera');
     this.micBtn = $('prejoin-mic');
     this.cameraSelect = $('prejoin-camera-select');
@@ -60,10 +61,18 @@ export class Prejoin {
 
   /**
    * Shows the screen. `want` is the initial {audio, video} choice; `notice`
-   * an optional i18n key shown above the form (e.g. after an invalid name).
+   * an optional i18n key shown above the form (e.g. after an invalid name);
+   * `nameLocked`: the name comes from a signed link (the server uses that one).
    */
-  async show({ name, want, notice }) {
+  async show({ name, want, notice, nameLocked = false }) {
     this.nameInput.value = name || '';
+    this.nameInput.readOnly = nameLocked;
+    this.nameFromLink.hidden = !nameLocked;
+    this.nameInput.setAttribute(
+      'aria-describedby',
+      nameLocked ? 'prejoin-name-token prejoin-name-error' : 'prejoin-name-hint prejoin-name-error',
+    );
+    this.nameLocked = nameLocked;
     this.nameError.hidden = true;
     if (notice) {
       this.nameError.hidden = false;
@@ -144,7 +153,8 @@ export class Prejoin {
       return;
     }
     const name = this.nameInput.value.trim();
-    storage.set('name', name);
+    // A name from a signed link is not ours to remember.
+    if (!this.nameLocked) storage.set('name', name);
     this.joinBtn.disabled = true;
     if (this.resolve) this.resolve({ name });
     this.resolve = null;

@@ -10,9 +10,24 @@ export const FATAL_CODES = new Set([
   'invalid-name',
   'room-not-found',
   'conference-full',
+  'media-failed',
+  'room-locked',
+  'password-required',
+  'password-wrong',
+  'too-many-attempts',
+  'barred',
+  'denied',
+  'removed',
+  'conference-ended',
+  'tokens-disabled',
   'server-shutting-down',
   'internal',
 ]);
+
+/** True for codes that end the session (every `token-…` refusal among them). */
+export function isFatal(code) {
+  return FATAL_CODES.has(code) || (typeof code === 'string' && code.startsWith('token-'));
+}
 
 export class Signalling {
   /**

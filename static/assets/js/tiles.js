@@ -1,6 +1,8 @@
 // The meeting's tile grid: one tile per remote participant plus our own
 // preview. A tile shows video when the participant's camera is on and frames
-// actually arrive; otherwise a placeholder with their initials.
+// actually arrive; otherwise a placeholder with their initials. Badges show a
+// raised hand (with its place in the queue) and the moderator role; for
+// moderators each remote tile has a menu button (meeting.js fills the menu).
 
 import { icon } from './icons.js';
 import { setAria, setText } from './i18n.js';
@@ -35,6 +37,7 @@ class Tile {
     this.stream = null;
     this.audioMuted = false;
     this.videoMuted = false;
+    this.onMenu = null;
 
     this.root = el('div', self ? 'tile tile-self' : 'tile');
     this.root.setAttribute('role', 'group');
@@ -55,6 +58,11 @@ class Tile {
     this.avatar.appendChild(this.initials);
 
     const footer = el('div', 'tile-footer');
+    this.roleIcon = el('span', 'tile-icon tile-role');
+    this.roleIcon.setAttribute('role', 'img');
+    this.roleIcon.appendChild(icon('shield'));
+    setAria(this.roleIcon, 'role.moderator');
+    this.roleIcon.hidden = true;
     this.label = el('span', 'tile-name');
     this.icons = el('span', 'tile-icons');
     this.micIcon = el('span', 'tile-icon tile-mic-off');
@@ -66,9 +74,30 @@ class Tile {
     this.camIcon.appendChild(icon('video-off'));
     setAria(this.camIcon, 'tile.cameraOff');
     this.icons.append(this.micIcon, this.camIcon);
-    footer.append(this.label, this.icons);
+    footer.append(this.roleIcon, this.label, this.icons);
 
-    this.root.append(this.video, this.avatar, footer);
+    this.hand = el('span', 'tile-hand');
+    this.hand.setAttribute('role', 'img');
+    this.hand.appendChild(icon('hand'));
+    this.handNumber = el('span', 'tile-hand-n');
+    this.handNumber.setAttribute('aria-hidden', 'true');
+    this.hand.appendChild(this.handNumber);
+    this.hand.hidden = true;
+
+    this.root.append(this.video, this.avatar, this.hand, footer);
+
+    if (!self) {
+      this.menuButton = el('button', 'tile-menu-btn');
+      this.menuButton.type = 'button';
+      this.menuButton.setAttribute('aria-haspopup', 'menu');
+      this.menuButton.setAttribute('aria-expanded', 'false');
+      this.menuButton.appendChild(icon('more'));
+      this.menuButton.hidden = true;
+      this.menuButton.addEventListener('click', () => {
+        if (this.onMenu) this.onMenu(this.menuButton);
+      });
+      this.root.appendChild(this.menuButton);
+    }
 
     if (!self) {
       this.audio = el('audio');
@@ -88,9 +117,30 @@ class Tile {
     } else {
       this.label.textContent = name;
       this.root.setAttribute('aria-label', name);
+      setAria(this.menuButton, 'menu.for', { name });
     }
     this.initials.textContent = initials(name);
     this.avatar.style.backgroundColor = avatarColour(name);
+  }
+
+  /** `position`: place in the queue of raised hands (1 = first), or null. */
+  setHand(position) {
+    this.hand.hidden = !position;
+    if (position) {
+      this.handNumber.textContent = String(position);
+      setAria(this.hand, 'hand.raisedN', { n: position });
+    }
+  }
+
+  setRole(role) {
+    this.roleIcon.hidden = role !== 'moderator';
+  }
+
+  /** Shows the menu button (for moderators) calling `onMenu(button)`, or hides it with null. */
+  setMenu(onMenu) {
+    if (!this.menuButton) return;
+    this.onMenu = onMenu;
+    this.menuButton.hidden = !onMenu;
   }
 
   setMuted(audioMuted, videoMuted) {
@@ -175,10 +225,11 @@ export class TileGrid {
     this.layout();
   }
 
-  add({ id, name, audioMuted, videoMuted }) {
+  add({ id, name, audioMuted, videoMuted, role }) {
     if (this.tiles.has(id)) return this.tiles.get(id);
     const tile = new Tile({ id, name, self: false });
     tile.setMuted(audioMuted, videoMuted);
+    tile.setRole(role);
     this.tiles.set(id, tile);
     // Remote tiles come first, in joining order; our own preview stays last.
     this.container.insertBefore(tile.root, this.self ? this.self.root : null);

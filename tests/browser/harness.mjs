@@ -1,0 +1,389 @@
+// Shared by the browser tests: runs the real `zaal` server on ephemeral ports,
+// starts headless Chromium with fake camera and microphone, opens pages (one
+// browser context per participant) and reads what they receive with getStats().
+//
+// Environment: ZAAL_BIN (default target/release/zaal, relative to the repo
+// root), CHROMIUM (default /usr/bin/chromium), ZAAL_KEEP_TMP=1 keeps the temp
+// dir (data and logs) for a look afterwards.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { chromium } from 'playwright-core';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ZAAL_BIN = path.resolve(REPO, process.env.ZAAL_BIN || 'target/release/zaal');
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const LISTENING = /listening on (http:\/\/\S+) .*media on udp (\S+):(\d+)/i;
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
+  '--autoplay-policy=no-user-gesture-required',
+  '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+];
+
+// Runs in every page before its own scripts: remembers each RTCPeerConnection
+// so the test can read getStats() (the product code has no test hooks).
+const RECORD_PEER_CONNECTIONS = () => {
+  const Original = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = class extends Original {
+    constructor(...args) {
+      super(...args);
+      window.__pcs.push(this);
+    }
+  };
+};
+
+export const log = (...args) => console.log('[browser]', ...args);
+
+/** Polls `probe` (→ {ok, state}) every `interval` ms until ok, or fails after `timeout` ms with the last state. */
+export async function waitUntil(what, probe, { timeout = 30000, interval = 100 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await probe();
+    if (last.ok) return last.state;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}; last state: ${JSON.stringify(last.state)}`);
+    }
+    await sleep(interval);
+  }
+}
+
+/** Runs a command to completion (bounded), feeding `input` on stdin. */
+function run(cmd, args, { env, input, timeoutMs }) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${path.basename(cmd)} ${args.join(' ')} did not finish in ${timeoutMs} ms:\n${out}`));
+    }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${path.basename(cmd)} ${args.join(' ')} exited with ${code}:\n${out}`));
+    });
+    child.stdin.end(input ?? '');
+  });
+}
+
+/** One `zaal serve` on ephemeral ports, with its own temporary data and log directories. */
+export class Zaal {
+  /** Adds the host accounts in `hosts` ({name: password}), then starts the server. */
+  static async start({ hosts = {} } = {}) {
+    if (!fs.existsSync(ZAAL_BIN)) throw new Error(`no server binary at ${ZAAL_BIN} (build it, or set ZAAL_BIN)`);
+    const zaal = new Zaal();
+    zaal.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zaal-browser-'));
+    log(`temp dir ${zaal.tmp}`);
+    for (const [user, password] of Object.entries(hosts)) {
+      await run(ZAAL_BIN, ['user', 'add', user], { env: zaal.env(), input: `${password}\n`, timeoutMs: 60000 });
+      log(`host "${user}" added`);
+    }
+    await zaal.serve(20000);
+    log(`server at ${zaal.base}, media on udp port ${zaal.mediaPort}`);
+    return zaal;
+  }
+
+  constructor() {
+    this.tmp = null;
+    this.process = null;
+    this.output = '';
+    this.base = null; // e.g. http://127.0.0.1:39123
+    this.mediaPort = null;
+  }
+
+  env() {
+    return { ...process.env, ZAAL__DATA__DIR: path.join(this.tmp, 'data'), ZAAL__LOGS__DIR: path.join(this.tmp, 'logs') };
+  }
+
+  serve(timeoutMs) {
+    return new Promise((resolve, reject) => {
+      const server = spawn(ZAAL_BIN, ['serve'], {
+        env: {
+          ...this.env(),
+          ZAAL__HTTP__LISTEN: '127.0.0.1:0',
+          ZAAL__MEDIA__UDP_PORT: '0',
+          ZAAL__MEDIA__ADVERTISE_IPS: '127.0.0.1',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      this.process = server;
+      // The server must not outlive the test, whatever happens.
+      const kill = () => {
+        if (!server.exited) server.kill('SIGKILL');
+      };
+      process.once('exit', kill);
+      for (const signal of ['SIGINT', 'SIGTERM']) {
+        process.once(signal, () => {
+          kill();
+          process.exit(130);
+        });
+      }
+      let pending = '';
+      let done = false;
+      const finish = (err) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      };
+      const timer = setTimeout(() => finish(new Error(`server printed no "listening on" line within ${timeoutMs} ms:\n${this.output}`)), timeoutMs);
+      const onData = (d) => {
+        const text = d.toString();
+        this.output += text;
+        if (done) return;
+        pending += text;
+        const lines = pending.split('\n');
+        pending = lines.pop();
+        for (const line of lines) {
+          const m = LISTENING.exec(line);
+          if (m) {
+            this.base = m[1].replace(/\/+$/, '');
+            this.mediaPort = Number(m[3]);
+            finish();
+            return;
+          }
+        }
+      };
+      server.stdout.on('data', onData);
+      server.stderr.on('data', onData);
+      server.on('error', (err) => finish(err));
+      server.on('exit', (code, signal) => {
+        server.exited = true;
+        finish(new Error(`server exited (${code ?? signal}) before listening:\n${this.output}`));
+      });
+    });
+  }
+
+  /** Logs a host in through the API; resolves to the value of the session cookie. */
+  async login(user, password) {
+    const res = await fetch(`${this.base}/api/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Origin: this.base },
+      body: JSON.stringify({ username: user, password }),
+    });
+    assert.equal(res.status, 200, `login failed: ${res.status} ${await res.text()}`);
+    const cookie = res.headers.getSetCookie().map((c) => c.split(';')[0]).find((c) => c.startsWith('zaal_session='));
+    assert.ok(cookie, 'login set no zaal_session cookie');
+    return cookie.slice('zaal_session='.length);
+  }
+
+  /** Creates (or re-opens) a room as the host whose session this is. */
+  async createRoom(session, name) {
+    const res = await fetch(`${this.base}/api/rooms`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Origin: this.base, Cookie: `zaal_session=${session}` },
+      body: JSON.stringify({ name }),
+    });
+    assert.ok([200, 201].includes(res.status), `creating room ${name} failed: ${res.status} ${await res.text()}`);
+    log(`room "${name}" created`);
+  }
+
+  async stop() {
+    const server = this.process;
+    if (server && !server.exited) {
+      const exited = new Promise((resolve) => server.once('exit', resolve));
+      server.kill('SIGTERM');
+      const stopped = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
+      if (!stopped) {
+        log('server did not stop within 5 s of SIGTERM; killing it');
+        server.kill('SIGKILL');
+        await exited;
+      }
+    }
+    if (this.tmp && !process.env.ZAAL_KEEP_TMP) fs.rmSync(this.tmp, { recursive: true, force: true });
+    else if (this.tmp) log(`kept ${this.tmp}`);
+  }
+}
+
+/**
+ * Headless Chromium, and the pages a test file opens in it. Every page is
+ * watched: uncaught errors, Content-Security-Policy violations and requests to
+ * any origin but the server's own are collected, for one assertion at the end.
+ */
+export class Browser {
+  static async launch(base) {
+    if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
+    const b = new Browser(base);
+    b.browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    log(`Chromium ${b.browser.version()} started`);
+    return b;
+  }
+
+  constructor(base) {
+    this.base = base;
+    this.browser = null;
+    this.contexts = [];
+    this.scriptProblems = [];
+    this.foreignRequests = [];
+  }
+
+  /**
+   * A new page in a context of its own. `session`: a host's session cookie
+   * value, so the context is logged in (the browser sends it on the WebSocket too).
+   */
+  async open(label, { session = null, viewport = { width: 640, height: 480 } } = {}) {
+    const context = await this.browser.newContext({ viewport, locale: 'en-US' });
+    this.contexts.push(context);
+    if (session) {
+      await context.addCookies([{ name: 'zaal_session', value: session, url: this.base, httpOnly: true, sameSite: 'Strict' }]);
+    }
+    await context.addInitScript(RECORD_PEER_CONNECTIONS);
+    const wsBase = this.base.replace(/^http/, 'ws');
+    context.on('request', (request) => {
+      const url = request.url();
+      const own = url.startsWith(`${this.base}/`) || url.startsWith(`${wsBase}/`);
+      if (!own && !url.startsWith('data:') && !url.startsWith('blob:')) this.foreignRequests.push(`${label}: ${url}`);
+    });
+    const page = await context.newPage();
+    page.on('pageerror', (err) => {
+      this.scriptProblems.push(`${label}: uncaught ${err.message}`);
+      log(`${label}: page error: ${err.message}`);
+    });
+    page.on('console', (msg) => {
+      if (msg.type() !== 'error' && msg.type() !== 'warning') return;
+      const text = msg.text();
+      if (/Content Security Policy/i.test(text)) this.scriptProblems.push(`${label}: ${text}`);
+      log(`${label}: console ${msg.type()}: ${text}`);
+    });
+    return { context, page };
+  }
+
+  async close() {
+    for (const context of this.contexts) await context.close().catch(() => {});
+    if (this.browser) await this.browser.close().catch(() => {});
+  }
+}
+
+/** Media as the page's (latest, open) peer connection sees it. */
+export function mediaStats(page) {
+  return page.evaluate(async () => {
+    const pcs = (window.__pcs || []).filter((pc) => pc.connectionState !== 'closed');
+    const pc = pcs[pcs.length - 1];
+    if (!pc) return { peerConnections: 0 };
+    const report = await pc.getStats();
+    const out = { connectionState: pc.connectionState, video: [], audio: [], pair: null };
+    let transport = null;
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp') {
+        const entry = { framesDecoded: s.framesDecoded || 0, packetsReceived: s.packetsReceived || 0 };
+        (s.kind === 'video' ? out.video : out.audio).push(entry);
+      }
+      if (s.type === 'transport' && s.selectedCandidatePairId) transport = s;
+    });
+    let pair = transport ? report.get(transport.selectedCandidatePairId) : null;
+    if (!pair) {
+      report.forEach((s) => {
+        if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s;
+      });
+    }
+    if (pair) {
+      const remote = report.get(pair.remoteCandidateId) || {};
+      const local = report.get(pair.localCandidateId) || {};
+      out.pair = {
+        state: pair.state,
+        local: `${local.address ?? local.ip}:${local.port}`,
+        remoteAddress: remote.address ?? remote.ip,
+        remotePort: remote.port,
+      };
+    }
+    return out;
+  });
+}
+
+/** Waits until `page` decodes ≥ n video streams and receives ≥ n audio streams. */
+export async function waitForMedia(label, page, n, timeout = 30000) {
+  const state = await waitUntil(`${label} to decode ${n} video and receive ${n} audio streams`, async () => {
+    const s = await mediaStats(page);
+    const video = (s.video || []).filter((v) => v.framesDecoded > 0).length;
+    const audio = (s.audio || []).filter((a) => a.packetsReceived > 0).length;
+    return { ok: video >= n && audio >= n, state: { ...s, decodingVideo: video, receivingAudio: audio } };
+  }, { timeout });
+  log(`${label}: ${state.decodingVideo} video streams decoding, ${state.receivingAudio} audio streams arriving, via ${state.pair && state.pair.local} → ${state.pair && `${state.pair.remoteAddress}:${state.pair.remotePort}`}`);
+  return state;
+}
+
+export function assertOnePort(label, state, mediaPort) {
+  assert.ok(state.pair, `${label}: no selected candidate pair`);
+  assert.equal(state.pair.state, 'succeeded', `${label}: candidate pair not succeeded`);
+  assert.equal(state.pair.remotePort, mediaPort, `${label}: media goes to port ${state.pair.remotePort}, not the server's media port ${mediaPort}`);
+}
+
+/** The remote tiles the page shows, by participant name. */
+export function remoteTiles(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('#tiles .tile:not(.tile-self)')].map((tile) => {
+      const video = tile.querySelector('video');
+      const audio = tile.querySelector('audio');
+      const audioStream = audio && audio.srcObject;
+      return {
+        name: (tile.querySelector('.tile-name') || {}).textContent,
+        video: tile.dataset.video,
+        videoWidth: video ? video.videoWidth : 0,
+        audioTracks: audioStream ? audioStream.getAudioTracks().length : 0,
+        audioPlaying: !!audio && !audio.paused,
+      };
+    }),
+  );
+}
+
+/** Audio packets received so far from the participant shown as `name` (matched by the tile's track), or null. */
+export function audioPacketsFrom(page, name) {
+  return page.evaluate(async (who) => {
+    const tile = [...document.querySelectorAll('#tiles .tile:not(.tile-self)')].find(
+      (t) => (t.querySelector('.tile-name') || {}).textContent === who,
+    );
+    const stream = tile && tile.querySelector('audio') && tile.querySelector('audio').srcObject;
+    const track = stream && stream.getAudioTracks()[0];
+    const pc = (window.__pcs || []).filter((p) => p.connectionState !== 'closed').pop();
+    if (!track || !pc) return null;
+    const report = await pc.getStats();
+    let packets = null;
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'audio' && s.trackIdentifier === track.id) packets = s.packetsReceived || 0;
+    });
+    return packets;
+  }, name);
+}
+
+/** The most RTP packets any inbound stream of any of the page's peer connections (open or closed) has received. */
+export function mostPacketsReceived(page) {
+  return page.evaluate(async () => {
+    let most = 0;
+    for (const pc of window.__pcs || []) {
+      try {
+        (await pc.getStats()).forEach((s) => {
+          if (s.type === 'inbound-rtp') most = Math.max(most, s.packetsReceived || 0);
+        });
+      } catch {
+        // A closed connection may refuse: it had nothing, or was counted before.
+      }
+    }
+    return most;
+  });
+}
