@@ -351,6 +351,27 @@ mod tests {
     }
 
     #[test]
+    fn rs256_tokens_verify_with_the_configured_public_key() {
+        let private = include_bytes!("../../tests/fixtures/rs256-private.pem");
+        let public = include_bytes!("../../tests/fixtures/rs256-public.pem");
+        let s = JwtSettings {
+            secret: None,
+            public_key_pem: Some(public.to_vec()),
+            ..settings()
+        };
+        let key = EncodingKey::from_rsa_pem(private).unwrap();
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims(json!({})), &key).unwrap();
+        let v = verify(&token, &s, Some(&room("groep-8"))).unwrap();
+        assert!(v.moderator);
+        // An HS256 token cannot pass for it: no secret is configured.
+        assert_eq!(
+            verify(&sign(claims(json!({})), SECRET), &s, Some(&room("groep-8"))),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
     fn jitsi_variants_of_the_claims_are_understood() {
         let s = settings();
         let any = sign(
