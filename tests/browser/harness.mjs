@@ -322,7 +322,10 @@ export async function waitForMedia(label, page, n, timeout = 30000) {
     const s = await mediaStats(page);
     const video = (s.video || []).filter((v) => v.framesDecoded > 0).length;
     const audio = (s.audio || []).filter((a) => a.packetsReceived > 0).length;
-    return { ok: video >= n && audio >= n, state: { ...s, decodingVideo: video, receivingAudio: audio } };
+    // The selected pair reads 'in-progress' while a consent check is out: wait for a moment
+    // between checks rather than asserting on whichever instant the poll hit.
+    const settled = s.pair && s.pair.state === 'succeeded';
+    return { ok: video >= n && audio >= n && settled, state: { ...s, decodingVideo: video, receivingAudio: audio } };
   }, { timeout });
   log(`${label}: ${state.decodingVideo} video streams decoding, ${state.receivingAudio} audio streams arriving, via ${state.pair && state.pair.local} → ${state.pair && `${state.pair.remoteAddress}:${state.pair.remotePort}`}`);
   return state;
