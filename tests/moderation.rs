@@ -571,11 +571,22 @@ async fn a_removed_participant_is_cut_off_and_a_barred_one_stays_out() {
         json!({"type": "remove", "id": other.id, "bar": false}),
     );
     other
-        .wait_for("the removal", Duration::from_secs(5), |o| {
+        .wait_for("the removal", Duration::from_secs(10), |o| {
             has_error(o, "removed")
         })
         .await
-        .unwrap();
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}: other {:?} {:?} {:?} / teacher errors {:?} ended {:?} left {:?} other id {}",
+                other.observed().errors,
+                other.observed().ended,
+                other.observed().messages,
+                teacher.observed().errors,
+                teacher.observed().ended,
+                teacher.observed().left,
+                other.id
+            )
+        });
     let back = guest(&server, "klas", "Other").await;
     assert!(!back.id.is_empty());
 }

@@ -68,7 +68,7 @@ pub async fn run_session(socket: WebSocket, state: AppState, caller: Caller) {
     let message = match wait_for_join(&mut sink, &mut stream, &mut limiter).await {
         Ok(message) => message,
         Err(close_code) => {
-            close(&mut sink, close_code).await;
+            close(&mut sink, &mut stream, close_code).await;
             return;
         }
     };
@@ -80,13 +80,13 @@ pub async fn run_session(socket: WebSocket, state: AppState, caller: Caller) {
                 Ok(joined) => (id, joined),
                 Err(outcome) => {
                     state.focus.leave(id, outcome.reason);
-                    close(&mut sink, outcome.close_code).await;
+                    close(&mut sink, &mut stream, outcome.close_code).await;
                     return;
                 }
             }
         }
         Entered::Refused(close_code) => {
-            close(&mut sink, close_code).await;
+            close(&mut sink, &mut stream, close_code).await;
             return;
         }
     };
@@ -96,7 +96,7 @@ pub async fn run_session(socket: WebSocket, state: AppState, caller: Caller) {
         gone(LeaveReason::Disconnected, CLOSE_GOING_AWAY)
     };
     state.focus.leave(me, outcome.reason);
-    close(&mut sink, outcome.close_code).await;
+    close(&mut sink, &mut stream, outcome.close_code).await;
 }
 
 enum Entered {
@@ -561,11 +561,23 @@ async fn send(sink: &mut Sink, message: &Outbound) -> bool {
     )
 }
 
-async fn close(sink: &mut Sink, code: u16) {
+/// The closing handshake. The client may still be sending (an answer, a candidate): its input
+/// is read and dropped until it answers the close, because closing a TCP socket with unread
+/// input resets the connection, and the client would lose the last messages we sent it — the
+/// error that says why it is being disconnected.
+async fn close(sink: &mut Sink, stream: &mut Stream, code: u16) {
     let frame = Message::Close(Some(CloseFrame {
         code,
         reason: Utf8Bytes::default(),
     }));
     let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(frame)).await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
 }

@@ -745,8 +745,10 @@ async fn run(
                 let Some(Ok(message)) = message else {
                     break "websocket closed".to_string();
                 };
-                let Message::Text(text) = message else {
-                    continue;
+                let text = match message {
+                    Message::Text(text) => text,
+                    Message::Close(_) => break "closed by the server".to_string(),
+                    _ => continue,
                 };
                 let Ok(value) = serde_json::from_str::<Value>(&text) else {
                     continue;
