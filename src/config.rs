@@ -104,6 +104,7 @@ pub struct RawUsage {
 pub struct RawFocus {
     pub empty_grace: String,
     pub max_participants: u32,
+    pub reconnect_grace: String,
     pub wait_for_host: bool,
 }
 
@@ -208,6 +209,7 @@ pub struct FocusSettings {
     pub empty_grace: Duration,
     pub max_participants: usize,
     pub wait_for_host: bool,
+    pub reconnect_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -355,6 +357,10 @@ impl Settings {
             empty_grace: duration_allow_zero("focus.empty_grace", &raw.focus.empty_grace)?,
             max_participants: raw.focus.max_participants as usize,
             wait_for_host: raw.focus.wait_for_host,
+            reconnect_grace: duration_allow_zero(
+                "focus.reconnect_grace",
+                &raw.focus.reconnect_grace,
+            )?,
         };
         let secret = raw.auth.jwt_secret.trim();
         if !secret.is_empty() && secret.len() < MIN_JWT_SECRET {

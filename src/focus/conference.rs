@@ -6,11 +6,12 @@
 
 use std::time::Instant;
 
+use super::events::ActionError;
 use super::events::{
     Effect, EndReason, Joined, MediaKind, ParticipantEvent, ParticipantInfo, Permissions, Role,
     RoomState, WaitReason,
 };
-use super::ids::{ConferenceId, ParticipantId};
+use super::ids::{ConferenceId, ParticipantId, random_secret};
 use super::plan::everyone_receives_everyone;
 use super::room::RoomName;
 use crate::privacy::pii::{DisplayName, Secret};
@@ -28,6 +29,10 @@ pub(super) struct Member {
     pub requests: [bool; 2],
     pub rejoin_key: Option<String>,
     pub token_identity: Option<String>,
+    /// Lets the participant come back as themselves after losing the connection.
+    pub resume_token: Secret,
+    /// Since when the participant's connection is gone (they may still come back).
+    pub away_since: Option<Instant>,
 }
 
 /// Someone not (yet) in: waiting for a host, or in the lobby.
@@ -189,12 +194,14 @@ impl Conference {
     }
 
     /// What `joined` tells a member about the conference.
-    pub fn welcome(&self, id: &ParticipantId) -> Option<Joined> {
+    pub fn welcome(&self, id: &ParticipantId, resumed: bool) -> Option<Joined> {
         let me = self.member(id)?;
         let moderator = me.is_moderator();
         Some(Joined {
             conference: self.id.clone(),
             you: id.clone(),
+            resume_token: me.resume_token.clone(),
+            resumed,
             role: me.info.role,
             permissions: self.permissions(me),
             room: self.state(),
@@ -250,6 +257,7 @@ impl Conference {
                 audio_muted,
                 video_muted,
                 hand: None,
+                screen: false,
             },
             joined: now,
             self_muted: [audio_muted, video_muted],
@@ -258,6 +266,8 @@ impl Conference {
             requests: [false; 2],
             rejoin_key,
             token_identity,
+            resume_token: random_secret(),
+            away_since: None,
         };
         let (a, v) = self.shown_muted(&member);
         member.info.audio_muted = a;
@@ -430,6 +440,84 @@ impl Conference {
         })
     }
 
+    /// A chat message: to everyone else, or to one participant only.
+    pub fn chat(
+        &self,
+        from: &ParticipantId,
+        text: String,
+        to: Option<&ParticipantId>,
+    ) -> Result<Vec<Effect>, ActionError> {
+        match to {
+            None => Ok(self.notify_others(
+                from,
+                ParticipantEvent::Chat {
+                    from: from.clone(),
+                    text,
+                    private: false,
+                },
+            )),
+            Some(to) if to != from && self.member(to).is_some() => Ok(vec![Effect::Notify(
+                to.clone(),
+                ParticipantEvent::Chat {
+                    from: from.clone(),
+                    text,
+                    private: true,
+                },
+            )]),
+            Some(_) => Err(ActionError::UnknownParticipant),
+        }
+    }
+
+    pub fn screen(&mut self, id: &ParticipantId, active: bool) -> Vec<Effect> {
+        let Some(m) = self.member_mut(id) else {
+            return Vec::new();
+        };
+        if m.info.screen == active {
+            return Vec::new();
+        }
+        m.info.screen = active;
+        self.notify_others(
+            id,
+            ParticipantEvent::Screen {
+                id: id.clone(),
+                active,
+            },
+        )
+    }
+
+    /// Rebuilds a member's media connection: the SFU drops it and waits for a new publishing
+    /// offer; the others keep the participant and get their tracks back when media flows again.
+    pub fn restart_media(&self, id: &ParticipantId) -> Vec<Effect> {
+        let Some(m) = self.member(id) else {
+            return Vec::new();
+        };
+        let permissions = self.permissions(m);
+        let mut effects = vec![
+            Effect::StopMedia {
+                participant: id.clone(),
+            },
+            Effect::StartMedia {
+                conference: self.id.clone(),
+                participant: id.clone(),
+            },
+            Effect::Forwarding {
+                participant: id.clone(),
+                audio: permissions.audio,
+                video: permissions.video,
+            },
+        ];
+        effects.extend(self.plan_effects());
+        effects
+    }
+
+    /// The member a resume token belongs to.
+    pub fn resumable(&self, token: &str) -> Option<ParticipantId> {
+        self.members
+            .iter()
+            .find(|m| same_secret(m.resume_token.expose(), token))
+            .map(|m| m.info.id.clone())
+    }
+
     pub fn promote(&mut self, target: &ParticipantId) -> Vec<Effect> {
         let Some(before) = self.permissions_of(target) else {
             return Vec::new();
@@ -498,6 +586,7 @@ impl Conference {
             }
         }
         effects.extend(self.plan_effects());
+        effects.push(Effect::Forget(id.clone()));
         if self.members.is_empty() {
             self.empty_since = Some(now);
         }
@@ -539,7 +628,7 @@ impl Conference {
             w.rejoin_key,
             w.token_identity,
         ));
-        if let Some(joined) = self.welcome(&w.id) {
+        if let Some(joined) = self.welcome(&w.id, false) {
             effects.insert(
                 0,
                 Effect::Notify(w.id.clone(), ParticipantEvent::Admitted(Box::new(joined))),
@@ -580,8 +669,9 @@ impl Conference {
         for m in std::mem::take(&mut self.members) {
             self.participant_seconds += now.saturating_duration_since(m.joined).as_secs();
             effects.push(Effect::StopMedia {
-                participant: m.info.id,
+                participant: m.info.id.clone(),
             });
+            effects.push(Effect::Forget(m.info.id));
         }
         self.empty_since = Some(now);
         effects

@@ -58,6 +58,8 @@ pub struct ParticipantInfo {
     pub video_muted: bool,
     /// The order of a raised hand (lower is earlier), if raised.
     pub hand: Option<u64>,
+    /// Sharing their screen.
+    pub screen: bool,
 }
 
 /// The room's rules, as everyone in it sees them.
@@ -119,6 +121,15 @@ pub enum ParticipantEvent {
         name: DisplayName,
     },
     LobbyLeft(ParticipantId),
+    Chat {
+        from: ParticipantId,
+        text: String,
+        private: bool,
+    },
+    Screen {
+        id: ParticipantId,
+        active: bool,
+    },
     UnmuteRequest {
         id: ParticipantId,
         kind: MediaKind,
@@ -168,6 +179,8 @@ pub struct JoinRequest {
     pub password: Option<Secret>,
     /// The browser's key for this room, to recognise a barred participant.
     pub rejoin_key: Option<String>,
+    /// The resume token from an earlier `joined`: come back as the same participant.
+    pub resume: Option<Secret>,
     /// Who a signed link says this is (its subject and name), to recognise a barred participant.
     pub token_identity: Option<String>,
 }
@@ -177,6 +190,10 @@ pub struct JoinRequest {
 pub struct Joined {
     pub conference: ConferenceId,
     pub you: ParticipantId,
+    /// Lets this participant come back as themselves after losing the connection.
+    pub resume_token: Secret,
+    /// This join continued an earlier one.
+    pub resumed: bool,
     pub role: Role,
     pub permissions: Permissions,
     pub room: RoomState,
@@ -258,6 +275,17 @@ pub enum Action {
         raised: bool,
     },
     RequestUnmute(MediaKind),
+    /// A chat message to everyone, or privately to one participant.
+    Chat {
+        text: String,
+        to: Option<ParticipantId>,
+    },
+    /// Screen sharing started or stopped.
+    Screen {
+        active: bool,
+    },
+    /// The participant's media connection is to be rebuilt (ICE failed, or a new page state).
+    RestartMedia,
     // Moderators only:
     MuteParticipant {
         target: ParticipantId,
@@ -290,6 +318,9 @@ impl Action {
             Action::SetMute { .. } => "mute",
             Action::Hand { .. } => "hand",
             Action::RequestUnmute(_) => "request-unmute",
+            Action::Chat { .. } => "chat",
+            Action::Screen { .. } => "screen",
+            Action::RestartMedia => "restart-media",
             Action::MuteParticipant { .. } => "mute-participant",
             Action::AllowUnmute { .. } => "allow-unmute",
             Action::LockUnmute { .. } => "lock-unmute",
@@ -307,7 +338,12 @@ impl Action {
     pub fn needs_moderator(&self) -> bool {
         !matches!(
             self,
-            Action::SetMute { .. } | Action::Hand { .. } | Action::RequestUnmute(_)
+            Action::SetMute { .. }
+                | Action::Hand { .. }
+                | Action::RequestUnmute(_)
+                | Action::Chat { .. }
+                | Action::Screen { .. }
+                | Action::RestartMedia
         )
     }
 }
@@ -352,6 +388,15 @@ pub enum FocusRecord {
         participant: ParticipantId,
         reason: LeaveReason,
         seconds: u64,
+    },
+    /// The connection dropped; the participant may come back within the grace period.
+    ParticipantAway {
+        conference: ConferenceId,
+        participant: ParticipantId,
+    },
+    ParticipantResumed {
+        conference: ConferenceId,
+        participant: ParticipantId,
     },
     ConferenceEnded {
         conference: ConferenceId,

@@ -16,6 +16,11 @@ fn random_id<const N: usize>() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A random secret (192 bits, URL-safe) handed to one participant, e.g. to resume.
+pub fn random_secret() -> crate::privacy::pii::Secret {
+    crate::privacy::pii::Secret::new(random_id::<24>())
+}
+
 /// A conference's identifier: one per run of a room, from first join to end.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConferenceId(String);

@@ -59,6 +59,9 @@ enum FocusCommand {
     Leave {
         participant: ParticipantId,
         reason: LeaveReason,
+        /// The session that is ending (`None` if the focus already let go of it): a late leave
+        /// from a replaced session is ignored.
+        session: Option<ParticipantSink>,
     },
     Signal {
         participant: ParticipantId,
@@ -99,6 +102,7 @@ impl Focus {
                 settings.empty_grace,
                 settings.max_participants,
                 settings.wait_for_host,
+                settings.reconnect_grace,
             ),
             sinks: std::collections::HashMap::new(),
             usage,
@@ -129,10 +133,18 @@ impl Focus {
         answer.await.unwrap_or(Err(JoinError::Unavailable))
     }
 
-    pub fn leave(&self, participant: ParticipantId, reason: LeaveReason) {
+    /// The session with inbox `session` ends; the participant leaves (or, if only the
+    /// connection dropped, may come back for a while).
+    pub fn leave(
+        &self,
+        participant: ParticipantId,
+        reason: LeaveReason,
+        session: &mpsc::WeakUnboundedSender<ParticipantEvent>,
+    ) {
         let _ = self.commands.send(FocusCommand::Leave {
             participant,
             reason,
+            session: session.upgrade(),
         });
     }
 
@@ -265,9 +277,19 @@ impl Actor {
             FocusCommand::Leave {
                 participant,
                 reason,
+                session,
             } => {
-                let effects = self.state.leave(now, &participant, reason);
-                self.apply(effects);
+                // A participant who resumed on a new connection is not taken out by the old
+                // connection's late goodbye.
+                let replaced = match (self.sinks.get(&participant), &session) {
+                    (Some(current), Some(ending)) => !current.same_channel(ending),
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                };
+                if !replaced {
+                    let effects = self.state.leave(now, &participant, reason);
+                    self.apply(effects);
+                }
             }
             FocusCommand::Act {
                 participant,
@@ -358,7 +380,6 @@ impl Actor {
                     });
                 }
                 Effect::StopMedia { participant } => {
-                    self.sinks.remove(&participant);
                     self.sfu.send(SfuCommand::RemovePeer { participant });
                 }
                 Effect::Forwarding {
@@ -495,6 +516,18 @@ fn log_record(record: &FocusRecord) {
                 peak_participants,
                 participants,
             );
+        }
+        FocusRecord::ParticipantAway {
+            conference,
+            participant,
+        } => {
+            info!(target: FOCUS, event = "participant-away", %conference, %participant);
+        }
+        FocusRecord::ParticipantResumed {
+            conference,
+            participant,
+        } => {
+            info!(target: FOCUS, event = "participant-resumed", %conference, %participant);
         }
         FocusRecord::JoinRefused { room, reason } => {
             info!(target: FOCUS, event = "join-refused", %room, reason = reason.as_str());

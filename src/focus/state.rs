@@ -25,16 +25,24 @@ pub struct Conferences {
     empty_grace: Duration,
     max_participants: usize,
     wait_for_host: bool,
+    /// How long a participant whose connection dropped stays, to come back as themselves.
+    reconnect_grace: Duration,
 }
 
 impl Conferences {
-    pub fn new(empty_grace: Duration, max_participants: usize, wait_for_host: bool) -> Self {
+    pub fn new(
+        empty_grace: Duration,
+        max_participants: usize,
+        wait_for_host: bool,
+        reconnect_grace: Duration,
+    ) -> Self {
         Self {
             by_room: HashMap::new(),
             room_of: HashMap::new(),
             empty_grace,
             max_participants,
             wait_for_host,
+            reconnect_grace,
         }
     }
 
@@ -98,6 +106,26 @@ impl Conferences {
             }));
             Err(reason)
         };
+        if let Some(token) = &request.resume
+            && let Some(c) = self.by_room.get_mut(&room)
+            && let Some(id) = c.resumable(token.expose())
+        {
+            // The same participant, back after losing the connection: no new admission, no news
+            // for the others, a fresh media connection.
+            if let Some(m) = c.members.iter_mut().find(|m| m.info.id == id) {
+                m.away_since = None;
+            }
+            effects.extend(c.restart_media(&id));
+            effects.push(Effect::Log(FocusRecord::ParticipantResumed {
+                conference: c.id.clone(),
+                participant: id.clone(),
+            }));
+            self.room_of.insert(id.clone(), room.clone());
+            return match c.welcome(&id, true) {
+                Some(joined) => (Ok(JoinOutcome::Joined(Box::new(joined))), effects),
+                None => (Err(JoinError::Unavailable), effects),
+            };
+        }
         if !self.by_room.contains_key(&room) {
             if !room_exists {
                 return (refuse(JoinError::RoomNotFound, &mut effects), effects);
@@ -196,7 +224,7 @@ impl Conferences {
             participant: id.clone(),
             role,
         }));
-        let joined = c.welcome(&id);
+        let joined = c.welcome(&id, false);
         if role == Role::Moderator {
             // The host has arrived: everyone waiting for them comes in.
             let mut admitted = c.admit_all(now, WaitReason::Host);
@@ -229,6 +257,24 @@ impl Conferences {
                 self.by_room.remove(&room);
             }
             return effects;
+        }
+        if reason == LeaveReason::Disconnected
+            && !self.reconnect_grace.is_zero()
+            && let Some(m) = c.members.iter_mut().find(|m| m.info.id == *participant)
+        {
+            // Only the connection is gone: the participant stays (and keeps their media, if it
+            // still flows) for the grace period, to come back as themselves.
+            if m.away_since.is_none() {
+                m.away_since = Some(now);
+            }
+            self.room_of.insert(participant.clone(), room);
+            return vec![
+                Effect::Forget(participant.clone()),
+                Effect::Log(FocusRecord::ParticipantAway {
+                    conference: c.id.clone(),
+                    participant: participant.clone(),
+                }),
+            ];
         }
         let Some((member, mut effects)) = c.remove_member(now, participant) else {
             return Vec::new();
@@ -335,6 +381,14 @@ impl Conferences {
                 }
             },
             Action::Hand { raised } => return (Ok(()), c.hand(by, raised)),
+            Action::Chat { text, to } => {
+                return match c.chat(by, text, to.as_ref()) {
+                    Ok(effects) => (Ok(()), effects),
+                    Err(e) => (Err(e), refused(c, e)),
+                };
+            }
+            Action::Screen { active } => return (Ok(()), c.screen(by, active)),
+            Action::RestartMedia => return (Ok(()), c.restart_media(by)),
             Action::RequestUnmute(kind) => return (Ok(()), c.request_unmute(by, kind)),
             Action::MuteParticipant { target, kind } => c.force_mute(&target, kind),
             Action::AllowUnmute { target, kind } => c.allow_unmute(&target, kind),
@@ -459,6 +513,23 @@ impl Conferences {
     /// Ends conferences that have been empty for longer than the grace period; anyone still
     /// waiting in their lobby is told.
     pub fn tick(&mut self, now: Instant) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let reconnect_grace = self.reconnect_grace;
+        let gone: Vec<ParticipantId> = self
+            .by_room
+            .values()
+            .flat_map(|c| c.members.iter())
+            .filter(|m| {
+                m.away_since
+                    .is_some_and(|since| now.saturating_duration_since(since) >= reconnect_grace)
+            })
+            .map(|m| m.info.id.clone())
+            .collect();
+        for participant in gone {
+            let saved = std::mem::take(&mut self.reconnect_grace);
+            effects.extend(self.leave(now, &participant, LeaveReason::Disconnected));
+            self.reconnect_grace = saved;
+        }
         let grace = self.empty_grace;
         let ended: Vec<RoomName> = self
             .by_room
@@ -470,7 +541,6 @@ impl Conferences {
             })
             .map(|(room, _)| room.clone())
             .collect();
-        let mut effects = Vec::new();
         for room in ended {
             if let Some(c) = self.by_room.get_mut(&room) {
                 for w in std::mem::take(&mut c.waiting) {
@@ -540,6 +610,7 @@ mod tests {
             moderator: false,
             password: None,
             rejoin_key: None,
+            resume: None,
             token_identity: None,
         }
     }
@@ -553,7 +624,7 @@ mod tests {
 
     /// An open conference: guests do not wait for a host.
     fn open() -> Conferences {
-        Conferences::new(Duration::from_secs(30), 10, false)
+        Conferences::new(Duration::from_secs(30), 10, false, Duration::ZERO)
     }
 
     fn joined(result: (Result<JoinOutcome, JoinError>, Vec<Effect>)) -> (Joined, Vec<Effect>) {
@@ -709,7 +780,7 @@ mod tests {
     #[test]
     fn a_full_conference_refuses() {
         let now = Instant::now();
-        let mut c = Conferences::new(Duration::from_secs(30), 2, false);
+        let mut c = Conferences::new(Duration::from_secs(30), 2, false, Duration::ZERO);
         joined(c.join(now, request("klas", "A"), true));
         joined(c.join(now, request("klas", "B"), true));
         let (result, _) = c.join(now, request("klas", "C"), true);
@@ -767,7 +838,7 @@ mod tests {
     #[test]
     fn guests_wait_for_the_host_and_are_admitted_when_one_arrives() {
         let now = Instant::now();
-        let mut c = Conferences::new(Duration::from_secs(30), 10, true);
+        let mut c = Conferences::new(Duration::from_secs(30), 10, true, Duration::ZERO);
         let (result, effects) = c.join(now, request("klas", "Pupil"), true);
         let Ok(JoinOutcome::Waiting { id: pupil, reason }) = result else {
             panic!("{result:?}")
@@ -794,7 +865,7 @@ mod tests {
         );
         assert_eq!(c.participant_count(), 2);
         // A guest who gives up waiting leaves nothing behind.
-        let mut empty = Conferences::new(Duration::from_secs(30), 10, true);
+        let mut empty = Conferences::new(Duration::from_secs(30), 10, true, Duration::ZERO);
         let (result, _) = empty.join(now, request("klas", "Pupil"), true);
         let Ok(JoinOutcome::Waiting { id, .. }) = result else {
             panic!()
@@ -806,7 +877,7 @@ mod tests {
 
     fn moderated() -> (Conferences, ParticipantId, ParticipantId, ParticipantId) {
         let now = Instant::now();
-        let mut c = Conferences::new(Duration::from_secs(30), 10, true);
+        let mut c = Conferences::new(Duration::from_secs(30), 10, true, Duration::ZERO);
         let (m, _) = joined(c.join(now, host("klas", "Juf"), true));
         let (p, _) = joined(c.join(now, request("klas", "Pupil"), true));
         let (q, _) = joined(c.join(now, request("klas", "Other"), true));
@@ -1154,6 +1225,108 @@ mod tests {
         assert_eq!(c.participant_count(), 0);
         let (again, _) = joined(c.join(now, host("klas", "Juf"), true));
         assert_ne!(again.conference, conference_id);
+    }
+
+    #[test]
+    fn a_dropped_connection_can_resume_as_the_same_participant() {
+        let t0 = Instant::now();
+        let mut c = Conferences::new(Duration::from_secs(30), 10, false, Duration::from_secs(15));
+        let (a, _) = joined(c.join(t0, request("klas", "A"), true));
+        let (b, _) = joined(c.join(t0, request("klas", "B"), true));
+        // A's WebSocket drops: nobody is told, A's media is not stopped.
+        let effects = c.leave(t0, &a.you, LeaveReason::Disconnected);
+        assert!(notified(&effects, &b.you).is_empty(), "{effects:?}");
+        assert!(
+            !effects
+                .iter()
+                .any(|e| matches!(e, Effect::StopMedia { .. }))
+        );
+        assert!(effects.contains(&Effect::Forget(a.you.clone())));
+        assert_eq!(c.participant_count(), 2);
+        // A comes back with its token: the same participant, a fresh media connection.
+        let mut again = request("klas", "A");
+        again.resume = Some(a.resume_token.clone());
+        let (back, effects) = joined(c.join(t0 + Duration::from_secs(5), again, false));
+        assert_eq!(back.you, a.you);
+        assert!(back.resumed);
+        assert!(notified(&effects, &b.you).is_empty(), "no leave, no join");
+        assert!(effects.contains(&Effect::StopMedia {
+            participant: a.you.clone()
+        }));
+        assert!(
+            effects.iter().any(
+                |e| matches!(e, Effect::StartMedia { participant, .. } if *participant == a.you)
+            )
+        );
+        // Gone for longer than the grace period: a normal departure.
+        c.leave(
+            t0 + Duration::from_secs(6),
+            &a.you,
+            LeaveReason::Disconnected,
+        );
+        assert!(c.tick(t0 + Duration::from_secs(10)).is_empty());
+        let effects = c.tick(t0 + Duration::from_secs(22));
+        assert_eq!(
+            notified(&effects, &b.you),
+            vec![ParticipantEvent::Left(a.you.clone())]
+        );
+        // An unknown token is an ordinary join.
+        let mut stranger = request("klas", "C");
+        stranger.resume = Some(Secret::new("not-a-token".into()));
+        let (c_joined, _) = joined(c.join(t0, stranger, false));
+        assert!(!c_joined.resumed);
+    }
+
+    #[test]
+    fn chat_screen_and_media_restart() {
+        let (mut c, m, p, q) = moderated();
+        let (result, effects) = act(
+            &mut c,
+            &p,
+            Action::Chat {
+                text: "hallo".into(),
+                to: None,
+            },
+        );
+        assert_eq!(result, Ok(()));
+        for who in [&m, &q] {
+            assert!(notified(&effects, who).contains(&ParticipantEvent::Chat {
+                from: p.clone(),
+                text: "hallo".into(),
+                private: false
+            }));
+        }
+        assert!(notified(&effects, &p).is_empty());
+        let (_, effects) = act(
+            &mut c,
+            &p,
+            Action::Chat {
+                text: "psst".into(),
+                to: Some(q.clone()),
+            },
+        );
+        assert_eq!(notified(&effects, &q).len(), 1);
+        assert!(notified(&effects, &m).is_empty(), "private");
+        let (result, _) = act(
+            &mut c,
+            &p,
+            Action::Chat {
+                text: "x".into(),
+                to: Some(ParticipantId::random()),
+            },
+        );
+        assert_eq!(result, Err(ActionError::UnknownParticipant));
+        let (_, effects) = act(&mut c, &p, Action::Screen { active: true });
+        assert!(notified(&effects, &q).contains(&ParticipantEvent::Screen {
+            id: p.clone(),
+            active: true
+        }));
+        let (_, effects) = act(&mut c, &p, Action::RestartMedia);
+        assert!(effects.contains(&Effect::StopMedia {
+            participant: p.clone()
+        }));
+        assert_eq!(forwarding_of(&effects, &p), Some((true, true)));
+        assert!(notified(&effects, &q).is_empty(), "others see nothing");
     }
 
     #[test]

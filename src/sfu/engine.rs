@@ -49,12 +49,18 @@ const MAX_DATAGRAM: usize = 2048;
 /// Batches read per wake-up before commands and timers get a turn.
 const MAX_BATCHES_PER_WAKE: usize = 16;
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(100);
+/// The position of the screen-sharing transceiver in a client's publishing offer.
+const SCREEN_TRANSCEIVER: usize = 2;
+/// Appended to the publisher's id to name the media stream of their screen.
+pub const SCREEN_STREAM_SUFFIX: &str = "~screen";
 
 /// One published track (a participant's microphone or camera) and everyone receiving it.
 struct Source {
     publisher: PeerKey,
     participant: ParticipantId,
     kind: RtpCodecKind,
+    /// The client's third transceiver: its screen, not its camera.
+    screen: bool,
     receiver: RTCRtpReceiverId,
     codec: RTCRtpCodec,
     codecs: Vec<NegotiatedCodec>,
@@ -756,10 +762,19 @@ impl Core {
         let Some(peer) = self.peers.get_mut(key) else {
             return;
         };
+        // The publishing offer has audio, camera and (optionally) screen, in that order.
+        let transceivers: Vec<_> = peer.pc.get_transceivers().collect();
+        let position = transceivers.iter().position(|id| {
+            peer.pc
+                .rtp_transceiver(*id)
+                .and_then(|t| t.receiver())
+                .is_some_and(|r| r == receiver_id)
+        });
         let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) else {
             return;
         };
         let kind = receiver.track().kind();
+        let screen = kind == RtpCodecKind::Video && position == Some(SCREEN_TRANSCEIVER);
         let track_id = receiver.track().track_id().clone();
         let parameters = receiver.get_parameters().rtp_parameters.clone();
         let Some(first) = parameters.codecs.first() else {
@@ -772,6 +787,7 @@ impl Core {
             publisher: key,
             participant: peer.participant.clone(),
             kind,
+            screen,
             receiver: receiver_id,
             codec: first.rtp_codec.clone(),
             codecs: negotiated_codecs(&parameters.codecs),
@@ -851,7 +867,13 @@ impl Core {
             }
         };
         peer.next_track_number += 1;
-        let stream_id = source.participant.to_string();
+        // The stream names the publisher; a screen is a stream of its own, so a client can show it
+        // apart from the camera.
+        let stream_id = if source.screen {
+            format!("{}{SCREEN_STREAM_SUFFIX}", source.participant)
+        } else {
+            source.participant.to_string()
+        };
         let kind_name = if source.kind == RtpCodecKind::Audio {
             "audio"
         } else {

@@ -23,6 +23,7 @@ pub const MAX_SDP_BYTES: usize = 200 * 1024;
 pub const MAX_CANDIDATE_BYTES: usize = 1024;
 pub const MAX_NAME_CHARS: usize = 64;
 pub const MAX_PASSWORD_CHARS: usize = 64;
+pub const MAX_CHAT_CHARS: usize = 2000;
 
 /// The error codes of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +146,8 @@ enum Wire {
         password: Option<String>,
         #[serde(default)]
         rejoin_key: Option<String>,
+        #[serde(default)]
+        resume: Option<String>,
     },
     Offer {
         sdp: String,
@@ -211,6 +214,15 @@ enum Wire {
         id: String,
     },
     EndConference,
+    Chat {
+        text: String,
+        #[serde(default)]
+        to: Option<String>,
+    },
+    Screen {
+        active: bool,
+    },
+    RestartMedia,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -239,6 +251,7 @@ pub struct JoinMessage {
     pub jwt: Option<Secret>,
     pub password: Option<Secret>,
     pub rejoin_key: Option<String>,
+    pub resume: Option<Secret>,
 }
 
 /// A validated client message.
@@ -284,6 +297,7 @@ pub fn parse(text: &str) -> Result<Inbound, ProtocolError> {
             jwt,
             password,
             rejoin_key,
+            resume,
         } => {
             if version != PROTOCOL_VERSION {
                 return Err(ProtocolError::new(
@@ -318,6 +332,9 @@ pub fn parse(text: &str) -> Result<Inbound, ProtocolError> {
                 jwt: jwt.filter(|t| !t.is_empty()).map(Secret::new),
                 password,
                 rejoin_key,
+                resume: resume
+                    .filter(|t| !t.is_empty() && t.len() <= 64)
+                    .map(Secret::new),
             }))
         }
         Wire::Offer { sdp } => Inbound::Offer(checked_sdp(sdp)?),
@@ -377,6 +394,19 @@ pub fn parse(text: &str) -> Result<Inbound, ProtocolError> {
         Wire::Admit { id } => Inbound::Act(Action::Admit(participant(&id))),
         Wire::Deny { id } => Inbound::Act(Action::Deny(participant(&id))),
         Wire::EndConference => Inbound::Act(Action::EndConference),
+        Wire::Chat { text, to } => {
+            let trimmed = text.trim();
+            let count = trimmed.chars().count();
+            if count == 0 || count > MAX_CHAT_CHARS {
+                return Err(bad("a chat message has 1 to 2000 characters"));
+            }
+            Inbound::Act(Action::Chat {
+                text: trimmed.to_string(),
+                to: to.as_deref().map(participant),
+            })
+        }
+        Wire::Screen { active } => Inbound::Act(Action::Screen { active }),
+        Wire::RestartMedia => Inbound::Act(Action::RestartMedia),
     })
 }
 
@@ -429,6 +459,7 @@ pub struct ParticipantView {
     pub audio_muted: bool,
     pub video_muted: bool,
     pub hand_raised: Option<u64>,
+    pub screen_sharing: bool,
 }
 
 impl From<&ParticipantInfo> for ParticipantView {
@@ -440,6 +471,7 @@ impl From<&ParticipantInfo> for ParticipantView {
             audio_muted: p.audio_muted,
             video_muted: p.video_muted,
             hand_raised: p.hand,
+            screen_sharing: p.screen,
         }
     }
 }
@@ -501,6 +533,8 @@ impl Outbound {
             version: PROTOCOL_VERSION,
             conference: j.conference.to_string(),
             you: j.you.to_string(),
+            resume_token: j.resume_token.expose().to_string(),
+            resumed: j.resumed,
             role: j.role.as_str(),
             permissions: j.permissions.into(),
             room: j.room.into(),
@@ -534,6 +568,8 @@ pub enum Outbound {
         version: u32,
         conference: String,
         you: String,
+        resume_token: String,
+        resumed: bool,
         role: &'static str,
         permissions: PermissionsView,
         room: RoomView,
@@ -561,6 +597,15 @@ pub enum Outbound {
     },
     LobbyLeft {
         id: String,
+    },
+    Chat {
+        from: String,
+        text: String,
+        private: bool,
+    },
+    Screen {
+        id: String,
+        active: bool,
     },
     UnmuteRequest {
         id: String,
@@ -796,6 +841,34 @@ mod tests {
         assert_eq!(j.password.as_ref().map(|p| p.expose()), Some("pw"));
         assert_eq!(format!("{:?}", j.password), "Some(<secret>)");
         assert_eq!(j.rejoin_key.as_deref(), Some("abcdefghijklmnop"));
+    }
+
+    #[test]
+    fn chat_is_bounded_and_addressed() {
+        let to = ParticipantId::random();
+        assert_eq!(
+            parse(&format!(
+                r#"{{"type":"chat","text":"  hoi  ","to":"{to}"}}"#
+            ))
+            .unwrap(),
+            Inbound::Act(Action::Chat {
+                text: "hoi".into(),
+                to: Some(to)
+            })
+        );
+        assert_eq!(
+            code(r#"{"type":"chat","text":"   "}"#),
+            ErrorCode::BadMessage
+        );
+        let long = "x".repeat(MAX_CHAT_CHARS + 1);
+        assert_eq!(
+            code(&format!(r#"{{"type":"chat","text":"{long}"}}"#)),
+            ErrorCode::BadMessage
+        );
+        assert!(matches!(
+            parse(r#"{"type":"restart-media"}"#).unwrap(),
+            Inbound::Act(Action::RestartMedia)
+        ));
     }
 
     #[test]

@@ -73,13 +73,15 @@ pub async fn run_session(socket: WebSocket, state: AppState, caller: Caller) {
         }
     };
     let (events_tx, mut events) = mpsc::unbounded_channel();
+    // Identifies this session to the focus when it ends, without keeping the inbox open.
+    let session = events_tx.downgrade();
     let (me, joined) = match enter(&state, &caller, *message, events_tx, &mut sink).await {
         Entered::Joined(joined) => (joined.you.clone(), joined),
         Entered::Waiting(id) => {
             match wait_for_admission(&mut sink, &mut stream, &mut events, &mut limiter).await {
                 Ok(joined) => (id, joined),
                 Err(outcome) => {
-                    state.focus.leave(id, outcome.reason);
+                    state.focus.leave(id, outcome.reason, &session);
                     close(&mut sink, &mut stream, outcome.close_code).await;
                     return;
                 }
@@ -95,7 +97,7 @@ pub async fn run_session(socket: WebSocket, state: AppState, caller: Caller) {
     } else {
         gone(LeaveReason::Disconnected, CLOSE_GOING_AWAY)
     };
-    state.focus.leave(me, outcome.reason);
+    state.focus.leave(me, outcome.reason, &session);
     close(&mut sink, &mut stream, outcome.close_code).await;
 }
 
@@ -212,10 +214,12 @@ async fn enter(
         moderator,
         password: message.password,
         rejoin_key: message.rejoin_key,
+        resume: message.resume,
         token_identity: token
             .as_ref()
             .map(|t| format!("{}|{}", t.subject, t.name.as_deref().unwrap_or_default())),
     };
+    let session = events.downgrade();
     let outcome = state.focus.join(request, room_exists, events).await;
     match outcome {
         Ok(JoinOutcome::Joined(joined)) => {
@@ -238,7 +242,7 @@ async fn enter(
             {
                 Entered::Waiting(id)
             } else {
-                state.focus.leave(id, LeaveReason::Disconnected);
+                state.focus.leave(id, LeaveReason::Disconnected, &session);
                 Entered::Refused(CLOSE_GOING_AWAY)
             }
         }
@@ -443,6 +447,19 @@ fn outbound(
             name: DisplayName::as_str(&name).to_string(),
         },
         ParticipantEvent::LobbyLeft(id) => Outbound::LobbyLeft { id: id.to_string() },
+        ParticipantEvent::Chat {
+            from,
+            text,
+            private,
+        } => Outbound::Chat {
+            from: from.to_string(),
+            text,
+            private,
+        },
+        ParticipantEvent::Screen { id, active } => Outbound::Screen {
+            id: id.to_string(),
+            active,
+        },
         ParticipantEvent::UnmuteRequest { id, kind } => Outbound::UnmuteRequest {
             id: id.to_string(),
             kind: kind.as_str(),

@@ -85,6 +85,10 @@ pub struct SimOptions {
     pub rejoin_key: Option<String>,
     /// `zaal_session=…`: join as a logged-in host.
     pub session_cookie: Option<String>,
+    /// Publish a third (screen) video track as well.
+    pub send_screen: bool,
+    /// Come back as the participant a previous `joined` named (its `resumeToken`).
+    pub resume: Option<String>,
 }
 
 impl SimOptions {
@@ -101,6 +105,8 @@ impl SimOptions {
             password: None,
             rejoin_key: None,
             session_cookie: None,
+            send_screen: false,
+            resume: None,
         }
     }
 }
@@ -141,6 +147,9 @@ pub struct Observed {
     pub waiting: Option<String>,
     /// Every message from the server other than SDP, in order (bounded).
     pub messages: Vec<Value>,
+    /// From `joined`: what lets this participant come back as themselves.
+    pub resume_token: String,
+    pub resumed: bool,
     /// One-way latency samples in microseconds (bounded).
     pub latency_us: Vec<u32>,
     /// Probe packets the publishers sent on the streams received so far (from their sequence
@@ -155,6 +164,7 @@ enum Control {
     Mute { audio: bool, video: bool },
     StopMedia,
     DropNetwork,
+    DropWebSocket,
 }
 
 /// A running simulated participant.
@@ -213,6 +223,7 @@ impl SimulatedParticipant {
             ("jwt", &options.jwt),
             ("password", &options.password),
             ("rejoinKey", &options.rejoin_key),
+            ("resume", &options.resume),
         ] {
             if let Some(value) = value {
                 join[key] = json!(value);
@@ -320,6 +331,11 @@ impl SimulatedParticipant {
         let _ = self.control.send(Control::DropNetwork);
     }
 
+    /// Loses the signalling connection (as when the WebSocket breaks) while media goes on.
+    pub fn drop_websocket(&self) {
+        let _ = self.control.send(Control::DropWebSocket);
+    }
+
     /// Leaves politely and waits for the task to end.
     pub async fn leave(self) {
         let _ = self.control.send(Control::Leave);
@@ -367,6 +383,11 @@ fn on_joined(joined: &Value, o: &mut Observed) {
         .unwrap_or_default()
         .to_string();
     o.role = joined["role"].as_str().unwrap_or_default().to_string();
+    o.resume_token = joined["resumeToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    o.resumed = joined["resumed"].as_bool().unwrap_or(false);
     o.waiting = None;
     o.messages.push(joined.clone());
 }
@@ -385,12 +406,22 @@ struct Outgoing {
     probe_sequence: u32,
 }
 
+/// Which of a participant's streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Audio,
+    Video,
+    Screen,
+}
+
 /// The participant's peer connection and its streams.
 struct Media {
     pc: RTCPeerConnection,
     local_addr: SocketAddr,
     audio: Outgoing,
     video: Outgoing,
+    /// The third transceiver: a shared screen, when the participant shares one.
+    screen: Option<Outgoing>,
     /// Inbound track id → (publisher id, kind).
     tracks: HashMap<String, (String, RtpCodecKind)>,
     /// Highest probe sequence seen per inbound SSRC.
@@ -466,12 +497,15 @@ impl Media {
         pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
         pc.add_local_candidate(RTCIceCandidateInit::default())?;
         let stream = format!("sim-{}", rand::random::<u32>());
+        let mut number = 0;
         let mut outgoing = |kind: RtpCodecKind, codec: RTCRtpCodec| -> Result<Outgoing, SimError> {
             let ssrc = rand::random::<u32>() | 1;
+            // Track ids are unique, as browsers make them: a camera and a screen are both video.
+            number += 1;
             let track = MediaStreamTrack::new(
                 stream.clone(),
-                format!("{stream}-{kind}"),
-                format!("{stream}-{kind}"),
+                format!("{stream}-{kind}-{number}"),
+                format!("{stream}-{kind}-{number}"),
                 kind,
                 vec![RTCRtpEncodingParameters {
                     rtp_coding_parameters: RTCRtpCodingParameters {
@@ -506,12 +540,17 @@ impl Media {
         };
         let audio = outgoing(RtpCodecKind::Audio, opus())?;
         let video = outgoing(RtpCodecKind::Video, vp8())?;
-        let _ = options;
+        let screen = if options.send_screen {
+            Some(outgoing(RtpCodecKind::Video, vp8())?)
+        } else {
+            None
+        };
         Ok(Self {
             pc,
             local_addr,
             audio,
             video,
+            screen,
             tracks: HashMap::new(),
             highest_probe: HashMap::new(),
         })
@@ -528,7 +567,12 @@ impl Media {
     }
 
     fn learn_payload_types(&mut self) {
-        for out in [&mut self.audio, &mut self.video] {
+        let outs = [
+            Some(&mut self.audio),
+            Some(&mut self.video),
+            self.screen.as_mut(),
+        ];
+        for out in outs.into_iter().flatten() {
             if out.payload_type.is_none()
                 && let Some(mut sender) = self.pc.rtp_sender(out.sender)
             {
@@ -542,11 +586,15 @@ impl Media {
         }
     }
 
-    fn send_frame(&mut self, video: bool, bytes: usize, now: Instant) {
-        let out = if video {
-            &mut self.video
-        } else {
-            &mut self.audio
+    fn send_frame(&mut self, which: Which, bytes: usize, now: Instant) {
+        let video = which != Which::Audio;
+        let out = match which {
+            Which::Audio => &mut self.audio,
+            Which::Video => &mut self.video,
+            Which::Screen => match self.screen.as_mut() {
+                Some(screen) => screen,
+                None => return,
+            },
         };
         let Some(payload_type) = out.payload_type else {
             return;
@@ -657,6 +705,7 @@ async fn run(
     let video_bytes_per_tick = (options.video_kbps as usize * 1000 / 8) / 50;
     let mut tick_count: u64 = 0;
     let mut network_down = false;
+    let mut ws_alive = true;
     let ended = loop {
         // Everything the connection wants to send, and everything it has for us.
         while let Some(out) = media.pc.poll_write() {
@@ -714,11 +763,15 @@ async fn run(
                 tick_count += 1;
                 let now = Instant::now();
                 if send_audio {
-                    media.send_frame(false, AUDIO_PAYLOAD, now);
+                    media.send_frame(Which::Audio, AUDIO_PAYLOAD, now);
                 }
                 // Video as 25 frames per second: a frame every other tick.
                 if send_video && tick_count.is_multiple_of(2) {
-                    media.send_frame(true, video_bytes_per_tick * 2, now);
+                    media.send_frame(Which::Video, video_bytes_per_tick * 2, now);
+                }
+                // A screen: five frames a second.
+                if tick_count.is_multiple_of(10) {
+                    media.send_frame(Which::Screen, video_bytes_per_tick * 4, now);
                 }
             }
             command = control.recv() => match command {
@@ -740,8 +793,12 @@ async fn run(
                     send_video = false;
                 }
                 Some(Control::DropNetwork) => network_down = true,
+                Some(Control::DropWebSocket) => {
+                    let _ = ws_tx.close().await;
+                    ws_alive = false;
+                }
             },
-            message = ws_rx.next() => {
+            message = ws_rx.next(), if ws_alive => {
                 let Some(Ok(message)) = message else {
                     break "websocket closed".to_string();
                 };
