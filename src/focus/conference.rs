@@ -4,6 +4,7 @@
 //!
 //! Pure, like the rest of the focus state machine: methods return [`Effect`]s.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use super::events::ActionError;
@@ -14,6 +15,7 @@ use super::events::{
 use super::ids::{ConferenceId, ParticipantId, random_secret};
 use super::plan::everyone_receives_everyone;
 use super::room::RoomName;
+use super::speaker::SpeakerDetector;
 use crate::privacy::pii::{DisplayName, Secret};
 
 pub(super) struct Member {
@@ -72,6 +74,7 @@ pub(super) struct Conference {
     pub unmute_locked: [bool; 2],
     pub barred: Vec<Bar>,
     pub next_hand: u64,
+    pub speaker: SpeakerDetector,
 }
 
 /// Compares secrets without leaking, through timing, how much of a guess was right.
@@ -109,6 +112,7 @@ impl Conference {
             unmute_locked: [false; 2],
             barred: Vec::new(),
             next_hand: 1,
+            speaker: SpeakerDetector::default(),
         }
     }
 
@@ -233,6 +237,7 @@ impl Conference {
             } else {
                 Vec::new()
             },
+            dominant_speaker: self.speaker.current().cloned(),
         })
     }
 
@@ -564,6 +569,17 @@ impl Conference {
         effects
     }
 
+    /// Takes one voice report from the SFU (shares of voiced frames by participant; members
+    /// missing from it were silent) and tells everyone when the dominant speaker changes.
+    pub fn voice(&mut self, shares: &HashMap<&ParticipantId, f32>) -> Vec<Effect> {
+        let ids: Vec<&ParticipantId> = self.members.iter().map(|m| &m.info.id).collect();
+        let share = |id: &ParticipantId| shares.get(id).copied().unwrap_or(0.0);
+        match self.speaker.report(ids, share) {
+            Some(speaker) => self.notify_all(ParticipantEvent::DominantSpeaker(Some(speaker))),
+            None => Vec::new(),
+        }
+    }
+
     /// Takes a member out (left, removed, failed). Returns the member and the effects.
     pub fn remove_member(
         &mut self,
@@ -577,6 +593,9 @@ impl Conference {
             participant: id.clone(),
         }];
         effects.extend(self.notify_others(id, ParticipantEvent::Left(id.clone())));
+        if self.speaker.forget(id) {
+            effects.extend(self.notify_others(id, ParticipantEvent::DominantSpeaker(None)));
+        }
         for kind in MediaKind::BOTH {
             if member.requests[kind.index()] {
                 effects.extend(self.notify_moderators(ParticipantEvent::UnmuteRequestDone {

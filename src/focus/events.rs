@@ -130,6 +130,8 @@ pub enum ParticipantEvent {
         id: ParticipantId,
         active: bool,
     },
+    /// The participant now speaking; `None` when they left and nobody has taken over yet.
+    DominantSpeaker(Option<ParticipantId>),
     UnmuteRequest {
         id: ParticipantId,
         kind: MediaKind,
@@ -202,6 +204,7 @@ pub struct Joined {
     pub lobby: Vec<(ParticipantId, DisplayName)>,
     /// For moderators: open requests to unmute.
     pub unmute_requests: Vec<(ParticipantId, MediaKind)>,
+    pub dominant_speaker: Option<ParticipantId>,
 }
 
 /// Why a participant waits instead of joining.

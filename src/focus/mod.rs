@@ -11,6 +11,7 @@ mod events;
 mod ids;
 mod plan;
 mod room;
+mod speaker;
 mod state;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use events::{
 };
 pub use ids::{ConferenceId, ParticipantId};
 pub use room::{MAX_ROOM_NAME, RoomName, RoomNameError};
+pub use speaker::REPORT_INTERVAL as VOICE_REPORT_INTERVAL;
 
 use crate::config::FocusSettings;
 use crate::privacy::FOCUS;
@@ -234,6 +236,10 @@ impl Actor {
                         let effects =
                             self.state
                                 .leave(Instant::now(), &participant, LeaveReason::MediaFailed);
+                        self.apply(effects);
+                    }
+                    SfuEvent::Voice(shares) => {
+                        let effects = self.state.voice(&shares);
                         self.apply(effects);
                     }
                 },

@@ -512,6 +512,23 @@ impl Conferences {
 
     /// Ends conferences that have been empty for longer than the grace period; anyone still
     /// waiting in their lobby is told.
+    /// Takes a voice report from the SFU: each conference it concerns decides its speaker.
+    pub fn voice(&mut self, shares: &[(ParticipantId, f32)]) -> Vec<Effect> {
+        let mut by_room: HashMap<&RoomName, HashMap<&ParticipantId, f32>> = HashMap::new();
+        for (id, share) in shares {
+            if let Some(room) = self.room_of.get(id) {
+                by_room.entry(room).or_default().insert(id, *share);
+            }
+        }
+        let mut effects = Vec::new();
+        for (room, shares) in by_room {
+            if let Some(conference) = self.by_room.get_mut(room) {
+                effects.extend(conference.voice(&shares));
+            }
+        }
+        effects
+    }
+
     pub fn tick(&mut self, now: Instant) -> Vec<Effect> {
         let mut effects = Vec::new();
         let reconnect_grace = self.reconnect_grace;

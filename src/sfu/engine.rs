@@ -36,9 +36,10 @@ use tracing::{info, warn};
 use super::demux::Directory;
 use super::forward::{NegotiatedCodec, Rewrite};
 use super::keyframe::KeyframeThrottle;
-use super::peer::{Negotiation, OutgoingTrack, Peer, PeerKey, SourceKey};
+use super::peer::{AUDIO_LEVEL_URI, Negotiation, OutgoingTrack, Peer, PeerKey, SourceKey};
 use super::rtcp::is_keyframe_request;
 use super::socket::{MediaSocket, RecvBuffers};
+use super::voice::VoiceMeter;
 use super::{ClientSignal, PeerSignal, SfuCommand, SfuCounters, SfuEvent};
 use crate::focus::ParticipantId;
 use crate::privacy::BRIDGE;
@@ -48,7 +49,7 @@ const ARENA_BYTES: usize = 256 * 1024;
 const MAX_DATAGRAM: usize = 2048;
 /// Batches read per wake-up before commands and timers get a turn.
 const MAX_BATCHES_PER_WAKE: usize = 16;
-const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(100);
+const MAINTENANCE_INTERVAL: Duration = crate::focus::VOICE_REPORT_INTERVAL;
 /// The position of the screen-sharing transceiver in a client's publishing offer.
 const SCREEN_TRANSCEIVER: usize = 2;
 /// Appended to the publisher's id to name the media stream of their screen.
@@ -67,6 +68,8 @@ struct Source {
     extensions: Vec<(u8, String)>,
     last_ssrc: Option<u32>,
     keyframes: KeyframeThrottle,
+    /// A microphone whose packets carry their audio level.
+    voice: Option<VoiceMeter>,
     subscribers: Vec<Subscriber>,
 }
 
@@ -365,6 +368,9 @@ impl Core {
         if !open {
             return;
         }
+        if let Some(voice) = &mut source.voice {
+            voice.observe(&packet.header);
+        }
         let mut forwarded = 0u64;
         for subscriber in &source.subscribers {
             let Some(rewrite) = &subscriber.rewrite else {
@@ -541,6 +547,14 @@ impl Core {
             .collect();
         for source in due {
             self.send_pli(now, source);
+        }
+        let voices: Vec<(ParticipantId, f32)> = self
+            .sources
+            .iter_mut()
+            .filter_map(|(_, s)| Some((s.participant.clone(), s.voice.as_mut()?.take_share())))
+            .collect();
+        if !voices.is_empty() {
+            let _ = self.events.send(SfuEvent::Voice(voices));
         }
     }
 
@@ -783,6 +797,11 @@ impl Core {
         if kind != RtpCodecKind::Audio && kind != RtpCodecKind::Video {
             return;
         }
+        let extensions = negotiated_extensions(&parameters.header_extensions);
+        let voice = (kind == RtpCodecKind::Audio)
+            .then(|| extensions.iter().find(|(_, uri)| uri == AUDIO_LEVEL_URI))
+            .flatten()
+            .map(|(id, _)| VoiceMeter::new(*id));
         let source = Source {
             publisher: key,
             participant: peer.participant.clone(),
@@ -791,9 +810,10 @@ impl Core {
             receiver: receiver_id,
             codec: first.rtp_codec.clone(),
             codecs: negotiated_codecs(&parameters.codecs),
-            extensions: negotiated_extensions(&parameters.header_extensions),
+            extensions,
             last_ssrc: None,
             keyframes: KeyframeThrottle::default(),
+            voice,
             subscribers: Vec::new(),
         };
         let source_key = self.sources.insert(source);

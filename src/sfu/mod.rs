@@ -14,6 +14,7 @@ mod keyframe;
 mod peer;
 mod rtcp;
 mod socket;
+mod voice;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -94,10 +95,14 @@ pub enum SfuCommand {
 }
 
 /// What the SFU tells the focus.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SfuEvent {
     /// The participant's media connection failed or its ICE consent expired.
     PeerGone { participant: ParticipantId },
+    /// Every [`crate::focus::VOICE_REPORT_INTERVAL`]: for each published microphone, the share
+    /// of its audio frames since the last report that carried voice (0 to 1; 0 when no frame
+    /// came or a moderator's mute holds it back).
+    Voice(Vec<(ParticipantId, f32)>),
 }
 
 /// Counters the SFU keeps for metrics and benchmarks; never per participant.

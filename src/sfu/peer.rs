@@ -130,7 +130,7 @@ fn media_engine() -> Result<MediaEngine, RtcError> {
                 mime_type: MIME_TYPE_OPUS.into(),
                 clock_rate: 48000,
                 channels: 2,
-                sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+                sdp_fmtp_line: "minptime=10;useinbandfec=1;usedtx=1".into(),
                 rtcp_feedback: vec![],
             },
             payload_type: 111,

@@ -555,6 +555,7 @@ impl Outbound {
                     kind: kind.as_str(),
                 })
                 .collect(),
+            dominant_speaker: j.dominant_speaker.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -576,6 +577,7 @@ pub enum Outbound {
         participants: Vec<ParticipantView>,
         lobby: Vec<LobbyView>,
         unmute_requests: Vec<RequestView>,
+        dominant_speaker: Option<String>,
     },
     Waiting {
         reason: &'static str,
@@ -606,6 +608,9 @@ pub enum Outbound {
     Screen {
         id: String,
         active: bool,
+    },
+    DominantSpeaker {
+        id: Option<String>,
     },
     UnmuteRequest {
         id: String,

@@ -460,6 +460,9 @@ fn outbound(
             id: id.to_string(),
             active,
         },
+        ParticipantEvent::DominantSpeaker(id) => Outbound::DominantSpeaker {
+            id: id.as_ref().map(ToString::to_string),
+        },
         ParticipantEvent::UnmuteRequest { id, kind } => Outbound::UnmuteRequest {
             id: id.to_string(),
             kind: kind.as_str(),

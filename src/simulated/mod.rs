@@ -34,7 +34,7 @@ use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
@@ -51,6 +51,7 @@ const PROBE_LEN: usize = 16;
 const TICK: Duration = Duration::from_millis(20);
 const MAX_VIDEO_PAYLOAD: usize = 1100;
 const AUDIO_PAYLOAD: usize = 80;
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -165,6 +166,7 @@ enum Control {
     StopMedia,
     DropNetwork,
     DropWebSocket,
+    Voice(u8),
 }
 
 /// A running simulated participant.
@@ -320,6 +322,12 @@ impl SimulatedParticipant {
         let _ = self.control.send(Control::Mute { audio, video });
     }
 
+    /// The audio level (RFC 6464: −dBov, 0 loudest, 127 silence) the microphone's packets carry
+    /// from now on; 127 at first. About −30 dBov is someone talking.
+    pub fn set_voice_level(&self, level: u8) {
+        let _ = self.control.send(Control::Voice(level.min(127)));
+    }
+
     /// Stops sending media but stays connected.
     pub fn stop_media(&self) {
         let _ = self.control.send(Control::StopMedia);
@@ -404,6 +412,8 @@ struct Outgoing {
     sequence: u16,
     timestamp: u32,
     probe_sequence: u32,
+    /// The audio-level header extension's negotiated id, for a microphone.
+    level_extension: Option<u8>,
 }
 
 /// Which of a participant's streams.
@@ -426,6 +436,8 @@ struct Media {
     tracks: HashMap<String, (String, RtpCodecKind)>,
     /// Highest probe sequence seen per inbound SSRC.
     highest_probe: HashMap<u32, u32>,
+    /// The level the microphone's packets announce (−dBov).
+    voice_level: u8,
 }
 
 fn video_feedback() -> Vec<RTCPFeedback> {
@@ -475,6 +487,13 @@ impl Media {
                 payload_type: 96,
             },
             RtpCodecKind::Video,
+        )?;
+        engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: AUDIO_LEVEL_URI.into(),
+            },
+            RtpCodecKind::Audio,
+            None,
         )?;
         let registry = register_default_interceptors(Registry::new(), &mut engine)?;
         let mut pc = RTCPeerConnectionBuilder::new()
@@ -536,6 +555,7 @@ impl Media {
                 sequence: rand::random(),
                 timestamp: rand::random(),
                 probe_sequence: 0,
+                level_extension: None,
             })
         };
         let audio = outgoing(RtpCodecKind::Audio, opus())?;
@@ -553,6 +573,7 @@ impl Media {
             screen,
             tracks: HashMap::new(),
             highest_probe: HashMap::new(),
+            voice_level: 127,
         })
     }
 
@@ -576,12 +597,13 @@ impl Media {
             if out.payload_type.is_none()
                 && let Some(mut sender) = self.pc.rtp_sender(out.sender)
             {
-                out.payload_type = sender
-                    .get_parameters()
-                    .rtp_parameters
-                    .codecs
-                    .first()
-                    .map(|c| c.payload_type);
+                let parameters = &sender.get_parameters().rtp_parameters;
+                out.payload_type = parameters.codecs.first().map(|c| c.payload_type);
+                out.level_extension = parameters
+                    .header_extensions
+                    .iter()
+                    .find(|e| e.uri == AUDIO_LEVEL_URI)
+                    .and_then(|e| u8::try_from(e.id).ok());
             }
         }
     }
@@ -598,6 +620,13 @@ impl Media {
         };
         let Some(payload_type) = out.payload_type else {
             return;
+        };
+        let level = match out.level_extension {
+            Some(id) if which == Which::Audio => vec![rtp::header::Extension {
+                id,
+                payload: Bytes::copy_from_slice(&[self.voice_level]),
+            }],
+            _ => Vec::new(),
         };
         let packets = bytes.div_ceil(MAX_VIDEO_PAYLOAD).max(1);
         let per_packet = (bytes / packets).max(PROBE_LEN + 1);
@@ -625,6 +654,9 @@ impl Media {
                     sequence_number: out.sequence,
                     timestamp: out.timestamp,
                     ssrc: out.ssrc,
+                    extension: !level.is_empty(),
+                    extension_profile: 0xBEDE,
+                    extensions: level.clone(),
                     ..Default::default()
                 },
                 payload: payload.freeze(),
@@ -793,6 +825,7 @@ async fn run(
                     send_video = false;
                 }
                 Some(Control::DropNetwork) => network_down = true,
+                Some(Control::Voice(level)) => media.voice_level = level,
                 Some(Control::DropWebSocket) => {
                     let _ = ws_tx.close().await;
                     ws_alive = false;
