@@ -39,14 +39,28 @@ const CHROMIUM_ARGS = [
 ];
 
 // Runs in every page before its own scripts: remembers each RTCPeerConnection
-// so the test can read getStats() (the product code has no test hooks).
+// (and which stream each received track arrived in) so the test can read
+// getStats(), and each WebSocket so a test can drop the signalling connection
+// (the product code has no test hooks).
 const RECORD_PEER_CONNECTIONS = () => {
   const Original = window.RTCPeerConnection;
   window.__pcs = [];
+  window.__tracks = []; // {pc: index in __pcs, track: id, kind, streams: [stream ids]}
   window.RTCPeerConnection = class extends Original {
     constructor(...args) {
       super(...args);
-      window.__pcs.push(this);
+      const pc = window.__pcs.push(this) - 1;
+      this.addEventListener('track', (ev) => {
+        window.__tracks.push({ pc, track: ev.track.id, kind: ev.track.kind, streams: ev.streams.map((s) => s.id) });
+      });
+    }
+  };
+  const OriginalSocket = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = class extends OriginalSocket {
+    constructor(...args) {
+      super(...args);
+      window.__sockets.push(this);
     }
   };
 };
@@ -371,6 +385,28 @@ export function audioPacketsFrom(page, name) {
       if (s.type === 'inbound-rtp' && s.kind === 'audio' && s.trackIdentifier === track.id) packets = s.packetsReceived || 0;
     });
     return packets;
+  }, name);
+}
+
+/**
+ * The camera track the page shows on the tile of `name` and the frames decoded
+ * from it so far ({track, framesDecoded}), or null while there is none. After a
+ * media restart the tile switches to the new track, so the id says which one.
+ */
+export function videoFramesFrom(page, name) {
+  return page.evaluate(async (who) => {
+    const tile = [...document.querySelectorAll('#tiles .tile:not(.tile-self)')].find(
+      (t) => (t.querySelector('.tile-name') || {}).textContent === who,
+    );
+    const stream = tile && tile.querySelector('video') && tile.querySelector('video').srcObject;
+    const track = stream && stream.getVideoTracks()[0];
+    const pc = (window.__pcs || []).filter((p) => p.connectionState !== 'closed').pop();
+    if (!track || !pc) return null;
+    let frames = null;
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video' && s.trackIdentifier === track.id) frames = s.framesDecoded || 0;
+    });
+    return frames === null ? null : { track: track.id, framesDecoded: frames };
   }, name);
 }
 

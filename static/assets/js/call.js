@@ -1,22 +1,42 @@
 // The one RTCPeerConnection to the server's SFU (docs/protocol.md).
 //
-// The client offers exactly once, right after `joined`, with two sendonly
-// transceivers (audio, video). After that only the server offers, to add or
-// remove the others' tracks, and we answer. All signalling steps go through
-// one promise queue so they run strictly one at a time, in arrival order.
+// The client offers exactly once, right after `joined` (or after
+// `restart-media`), with three sendonly transceivers: audio, camera video and
+// screen video. After that only the server offers, to add or remove the
+// others' tracks, and we answer. All signalling steps go through one promise
+// queue so they run strictly one at a time, in arrival order.
+//
+// A Call never repairs itself: when its connection fails (or stays
+// disconnected too long) it says so once through onFailed, and meeting.js
+// replaces it with a new Call.
+
+// Chromium reports "disconnected" after a few seconds without consent
+// responses; the server gives up on us 6 s after its last check. Waiting this
+// long lets a short hiccup heal by itself, and still leaves time to ask for a
+// restart before the server declares the media dead.
+const DISCONNECTED_GRACE_MS = 1500;
+
+/** The participant id a remote stream belongs to, and whether it is their screen (`<id>~screen`). */
+export function streamOwner(streamId) {
+  const screen = streamId.endsWith('~screen');
+  return { id: screen ? streamId.slice(0, -'~screen'.length) : streamId, screen };
+}
 
 export class Call {
   /**
    * @param {object} opts
    * @param {(msg: object) => void} opts.send            sends a signalling message
-   * @param {(id: string, stream: MediaStream, track: MediaStreamTrack) => void} opts.onRemoteTrack
-   * @param {() => void} opts.onFailed                   media connection failed for good
+   * @param {(id: string, stream: MediaStream, track: MediaStreamTrack, screen: boolean) => void} opts.onRemoteTrack
+   * @param {() => void} opts.onConnected                media flows (every time the connection becomes connected)
+   * @param {() => void} opts.onFailed                   media connection failed: replace this Call
    */
-  constructor({ send, onRemoteTrack, onFailed }) {
+  constructor({ send, onRemoteTrack, onConnected, onFailed }) {
     this.send = send;
     this.onFailed = onFailed;
     this.queue = Promise.resolve();
     this.closed = false;
+    this.failed = false;
+    this.disconnectTimer = 0;
     // No iceServers: Zaal never uses a third-party STUN/TURN server; the
     // server is ICE-lite and reachable on its one UDP port.
     this.pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
@@ -24,7 +44,9 @@ export class Call {
     this.pc.addEventListener('track', (ev) => {
       // The server names each stream after the publishing participant's id.
       const stream = ev.streams[0];
-      if (stream) onRemoteTrack(stream.id, stream, ev.track);
+      if (!stream) return;
+      const owner = streamOwner(stream.id);
+      onRemoteTrack(owner.id, stream, ev.track, owner.screen);
     });
 
     // Candidates found before our offer has gone out wait here, so the
@@ -46,26 +68,37 @@ export class Call {
     });
 
     this.pc.addEventListener('connectionstatechange', () => {
-      if (this.pc.connectionState === 'failed' && !this.closed) this.onFailed();
+      if (this.closed) return;
+      const state = this.pc.connectionState;
+      clearTimeout(this.disconnectTimer);
+      if (state === 'connected') onConnected();
+      else if (state === 'failed') this.fail();
+      else if (state === 'disconnected') this.disconnectTimer = setTimeout(() => this.fail(), DISCONNECTED_GRACE_MS);
     });
   }
 
+  fail() {
+    if (this.closed || this.failed) return;
+    this.failed = true;
+    this.onFailed();
+  }
+
   enqueue(step) {
-    this.queue = this.queue.then(() => (this.closed ? undefined : step())).catch(() => {
-      if (!this.closed) this.onFailed();
-    });
+    this.queue = this.queue.then(() => (this.closed ? undefined : step())).catch(() => this.fail());
     return this.queue;
   }
 
   /**
-   * Adds the two transceivers and sends the one publishing offer. A missing
-   * track (camera or microphone off) is added as its kind, so it can be
-   * switched on later with replaceTrack() and no renegotiation.
+   * Adds the three transceivers and sends the one publishing offer. A missing
+   * track (device or screen off) is added as its kind, so it can be switched
+   * on later with replaceTrack() and no renegotiation.
    */
-  start(localStream, audioTrack, videoTrack) {
+  start(localStream, tracks) {
     const init = { direction: 'sendonly', streams: [localStream] };
-    this.audio = this.pc.addTransceiver(audioTrack || 'audio', init);
-    this.video = this.pc.addTransceiver(videoTrack || 'video', init);
+    this.audio = this.pc.addTransceiver(tracks.audio || 'audio', init);
+    this.video = this.pc.addTransceiver(tracks.video || 'video', init);
+    // The screen gets a stream of its own; the server renames it `<our id>~screen` anyway.
+    this.screen = this.pc.addTransceiver(tracks.screen || 'video', { direction: 'sendonly', streams: [new MediaStream()] });
     return this.enqueue(async () => {
       const offer = await this.pc.createOffer();
       await this.pc.setLocalDescription(offer);
@@ -76,11 +109,18 @@ export class Call {
   }
 
   handleAnswer(sdp) {
-    return this.enqueue(() => this.pc.setRemoteDescription({ type: 'answer', sdp }));
+    return this.enqueue(async () => {
+      // An answer meant for a connection we have replaced finds us in another state: not ours.
+      if (this.pc.signalingState !== 'have-local-offer') return;
+      await this.pc.setRemoteDescription({ type: 'answer', sdp });
+    });
   }
 
   handleOffer(sdp) {
     return this.enqueue(async () => {
+      // The server offers only once it has answered us: an offer that finds
+      // our own still unanswered was meant for the connection this one replaced.
+      if (this.pc.signalingState === 'have-local-offer') return;
       await this.pc.setRemoteDescription({ type: 'offer', sdp });
       const answer = await this.pc.createAnswer();
       await this.pc.setLocalDescription(answer);
@@ -88,15 +128,16 @@ export class Call {
     });
   }
 
-  /** Switches a published track (or sends nothing with `null`) without renegotiating. */
+  /** Switches a published track ('audio', 'video' or 'screen'; `null` sends nothing) without renegotiating. */
   replaceTrack(kind, track) {
-    const transceiver = kind === 'audio' ? this.audio : this.video;
+    const transceiver = this[kind];
     if (!transceiver || this.closed) return Promise.resolve();
-    return transceiver.sender.replaceTrack(track);
+    return transceiver.sender.replaceTrack(track).catch(() => {});
   }
 
   close() {
     this.closed = true;
+    clearTimeout(this.disconnectTimer);
     this.pc.close();
   }
 }

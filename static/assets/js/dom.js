@@ -10,8 +10,10 @@ export function showScreen(name) {
     el.hidden = el.id !== `screen-${name}`;
   }
   document.body.dataset.view = name;
-  // Move focus to the new screen's heading so keyboard and screen-reader users land there.
-  const heading = document.querySelector(`#screen-${name} [data-autofocus], #screen-${name} h1, #screen-${name} h2`);
+  // Move focus to the screen's first field when it has one to fill in (marked
+  // data-autofocus), else to its heading, so keyboard and screen-reader users land there.
+  const screen = document.getElementById(`screen-${name}`);
+  const heading = screen && (screen.querySelector('[data-autofocus]') || screen.querySelector('h1, h2'));
   if (heading) {
     if (!heading.hasAttribute('tabindex') && !/^(INPUT|BUTTON|SELECT|A)$/.test(heading.tagName)) {
       heading.setAttribute('tabindex', '-1');

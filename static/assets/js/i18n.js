@@ -87,13 +87,21 @@ export function setLang(next) {
   if (!(next in dictionaries) || next === lang) return;
   lang = next;
   storage.set('lang', lang);
+  // What the live region holds was already read out, in the old language;
+  // left there it would be the only text on the page in that language.
+  const live = document.getElementById('live');
+  if (live) live.replaceChildren();
   applyTranslations();
   listeners.forEach((fn) => fn(lang));
 }
 
-/** Calls `fn(lang)` after every language switch (for text that is not a marked element, e.g. document.title). */
+/**
+ * Calls `fn(lang)` after every language switch (for text that is not a marked
+ * element, e.g. document.title). Returns a function that stops the calls.
+ */
 export function onLangChange(fn) {
   listeners.add(fn);
+  return () => listeners.delete(fn);
 }
 
 /**

@@ -1,6 +1,7 @@
 // Icons are drawn here as inline SVG (no icon font, nothing from another
-// origin). Shapes follow the Feather icon set (MIT licence); the hand is
-// Lucide's (ISC licence, a Feather fork). Elements with data-icon="name" in
+// origin). Shapes follow the Feather icon set (MIT licence); the hand and the
+// pin are Lucide's (ISC licence, a Feather fork); the signal bars and the stage
+// are drawn here. Elements with data-icon="name" in
 // the HTML are filled in by fillIcons().
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -75,6 +76,48 @@ const SHAPES = {
   refresh: [
     ['polyline', { points: '23 4 23 10 17 10' }],
     ['path', { d: 'M20.49 15a9 9 0 1 1-2.12-9.36L23 10' }],
+  ],
+  monitor: [
+    ['rect', { x: 2, y: 3, width: 20, height: 14, rx: 2 }],
+    ['line', { x1: 8, y1: 21, x2: 16, y2: 21 }],
+    ['line', { x1: 12, y1: 17, x2: 12, y2: 21 }],
+  ],
+  message: [['path', { d: 'M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2z' }]],
+  send: [
+    ['line', { x1: 22, y1: 2, x2: 11, y2: 13 }],
+    ['polygon', { points: '22 2 15 22 11 13 2 9 22 2' }],
+  ],
+  pin: [
+    ['path', { d: 'M12 17v5' }],
+    [
+      'path',
+      {
+        d: 'M9 10.76a2 2 0 0 1-1.11 1.79l-1.78.9A2 2 0 0 0 5 15.24V16a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-.76a2 2 0 0 0-1.11-1.79l-1.78-.9A2 2 0 0 1 15 10.76V7a1 1 0 0 1 1-1 2 2 0 0 0 0-4H8a2 2 0 0 0 0 4 1 1 0 0 1 1 1z',
+      },
+    ],
+  ],
+  // One large picture above a row of small ones.
+  stage: [
+    ['rect', { x: 2, y: 2, width: 20, height: 13, rx: 2 }],
+    ['rect', { x: 2, y: 18, width: 5, height: 4, rx: 1 }],
+    ['rect', { x: 9.5, y: 18, width: 5, height: 4, rx: 1 }],
+    ['rect', { x: 17, y: 18, width: 5, height: 4, rx: 1 }],
+  ],
+  // Four bars; zaal.css colours as many as the connection deserves.
+  signal: [
+    ['line', { x1: 4, y1: 20, x2: 4, y2: 17, class: 'bar bar-1' }],
+    ['line', { x1: 9.33, y1: 20, x2: 9.33, y2: 13, class: 'bar bar-2' }],
+    ['line', { x1: 14.67, y1: 20, x2: 14.67, y2: 9, class: 'bar bar-3' }],
+    ['line', { x1: 20, y1: 20, x2: 20, y2: 4, class: 'bar bar-4' }],
+  ],
+  'wifi-off': [
+    SLASH,
+    ['path', { d: 'M16.72 11.06A10.94 10.94 0 0 1 19 12.55' }],
+    ['path', { d: 'M5 12.55a10.94 10.94 0 0 1 5.17-2.39' }],
+    ['path', { d: 'M10.71 5.05A16 16 0 0 1 22.58 9' }],
+    ['path', { d: 'M1.42 9a15.91 15.91 0 0 1 4.7-2.88' }],
+    ['path', { d: 'M8.53 16.11a6 6 0 0 1 6.95 0' }],
+    ['line', { x1: 12, y1: 20, x2: 12.01, y2: 20 }],
   ],
   volume: [
     ['polygon', { points: '11 5 6 9 2 9 2 15 6 15 11 19 11 5' }],

@@ -1,13 +1,20 @@
 // One stay in a meeting, from `join` to leaving (or an error). It ties the
-// signalling socket, the peer connection, the tile grid, the controls, the
-// participant list and (for moderators) the moderation tools together;
-// room.js creates a new Meeting for every (re)join.
+// signalling socket, the peer connection, the tile grid and the stage, the
+// controls, chat, the participant list and (for moderators) the moderation
+// tools together; room.js creates a new Meeting for every join it asks for.
+//
+// A stay survives a lost connection: when the socket drops, it comes back
+// with `resume` (same identity, the others notice nothing) and rebuilds the
+// remote state from the new `joined`; when the media connection fails, it
+// asks for `restart-media` and builds a new peer connection. Neither reloads
+// the page or touches our devices.
 //
 // The server decides who may do what (docs/protocol.md, "Access and roles"):
 // this class shows its decisions. Our role, our permission to unmute and the
 // room's state change only when the server says so.
 
 import { Call } from './call.js';
+import { Chat } from './chat.js';
 import { closeDialog, confirmDialog } from './dialog.js';
 import { $, announce, isTyping, showScreen } from './dom.js';
 import { setText } from './i18n.js';
@@ -15,7 +22,11 @@ import { closeMenu, closeMenuOf, openMenu } from './menu.js';
 import { ModerationPanel, Notices, normalizeRoomState } from './moderation.js';
 import { ParticipantList } from './participants.js';
 import { showMediaErrors } from './prejoin.js';
+import { QualityIndicator } from './quality.js';
+import { Reconnector } from './reconnect.js';
+import { ScreenShare, screenShareSupported } from './screenshare.js';
 import { Signalling, isFatal } from './signalling.js';
+import { Stage } from './stage.js';
 import * as storage from './storage.js';
 import { TileGrid } from './tiles.js';
 import { setPressed } from './toggles.js';
@@ -25,6 +36,11 @@ const MESSAGE_TIMEOUT_MS = 10000;
 // A `not-allowed` this soon after we announced an unmute is the server refusing that unmute.
 const UNMUTE_REFUSAL_WINDOW_MS = 5000;
 const NO_ORDER = Number.MAX_SAFE_INTEGER; // a raised hand whose place the server has not told yet
+const PANELS = ['chat', 'participants', 'moderation'];
+// Media restarts that fail this often this quickly mean the network will not carry media: stop trying.
+const MAX_RESTARTS = 4;
+const RESTART_WINDOW_MS = 60000;
+const ATTEMPT_TIMEOUT_MS = 10000; // one reconnection attempt, from opening the socket to `joined`
 
 const cap = (kind) => (kind === 'audio' ? 'Audio' : 'Video');
 
@@ -52,10 +68,18 @@ export class Meeting {
     this.onEnd = onEnd;
     this.participants = new Map(); // id → {id, name, role, audioMuted, videoMuted, hand, hardMuted, allowed}
     this.streams = new Map(); // id → MediaStream (tracks may arrive before their participant-joined)
+    this.screenStreams = new Map(); // id → their `~screen` MediaStream, likewise
     this.call = null;
+    this.sig = null;
     this.you = null;
+    this.resumeToken = null;
+    this.joinedOnce = false;
+    this.mediaConnected = false; // media flowed at least once in this stay
+    this.restarts = []; // times of recent media restarts
+    this.speaker = null; // the dominant speaker's id
     this.ended = false;
-    this.busy = { audio: false, video: false };
+    this.busy = { audio: false, video: false, screen: false };
+    this.attemptTimer = 0;
     this.role = 'participant';
     this.permissions = { audio: true, video: true };
     this.asked = { audio: false, video: false }; // our own open request-unmute
@@ -66,12 +90,28 @@ export class Meeting {
     this.unmuteRequests = new Set(); // `${id}:${kind}` (moderators)
     this.endingByMe = false;
     this.waitingReason = null;
-    this.panel = null; // 'participants' | 'moderation' | null
-    this.grid = new TileGrid($('tiles'));
+    this.panel = null; // 'chat' | 'participants' | 'moderation' | null
+    this.grid = new TileGrid($('tiles'), { onVideoChange: () => this.stage.render() });
+    this.stage = new Stage({
+      root: $('stage'),
+      area: $('meeting-area'),
+      grid: this.grid,
+      describe: (id) => this.describe(id),
+      others: () => [...this.participants.keys()],
+    });
+    this.screen = new ScreenShare();
+    this.quality = new QualityIndicator($('quality'));
+    this.reconnector = new Reconnector({
+      banner: $('reconnecting'),
+      attempt: () => this.connect(),
+      giveUp: () => this.end('error', 'reconnect-failed'),
+    });
     this.micBtn = $('ctl-mic');
     this.cameraBtn = $('ctl-camera');
     this.askBtn = { audio: $('ctl-ask-audio'), video: $('ctl-ask-video') };
     this.handBtn = $('ctl-hand');
+    this.screenBtn = $('ctl-screen');
+    this.layoutBtn = $('ctl-layout');
     this.soundBtn = $('enable-sound');
     this.msgBox = $('meeting-msg');
     this.msgTimer = 0;
@@ -89,16 +129,25 @@ export class Meeting {
     on('ctl-ask-audio', () => this.askToUnmute('audio'));
     on('ctl-ask-video', () => this.askToUnmute('video'));
     on('ctl-hand', () => this.toggleHand());
+    on('ctl-screen', () => this.toggleScreen());
+    on('stage-stop-sharing', () => this.toggleScreen());
+    on('ctl-layout', () => this.toggleLayout());
+    on('ctl-chat', () => this.togglePanel('chat'));
     on('ctl-participants', () => this.togglePanel('participants'));
     on('ctl-moderation', () => this.togglePanel('moderation'));
     on('ctl-leave', () => this.leave());
     on('waiting-leave', () => this.leave());
     on('enable-sound', () => this.resumeSound());
+    on('reconnecting-leave', () => this.leave());
     for (const b of document.querySelectorAll('[data-close-panel]')) b.addEventListener('click', () => this.closePanel(true), { signal });
     document.addEventListener('keydown', (ev) => this.onKey(ev), { signal });
     // Tell the server at once when the tab goes away (it would notice anyway, later).
-    window.addEventListener('pagehide', () => this.sig.leave(), { signal });
+    window.addEventListener('pagehide', () => this.sig && this.sig.leave(), { signal });
+    // Back online: try at once instead of waiting for the next attempt.
+    window.addEventListener('online', () => this.reconnector.now(), { signal });
     this.media.onEnded = (kind) => this.deviceLost(kind);
+    this.screen.onEnded = () => this.screenStopped();
+    this.chat = new Chat({ send: (m) => this.sig.send(m), nameOf: (id) => this.participants.get(id)?.name ?? null, signal });
     this.moderation = new ModerationPanel({
       send: (m) => this.sig.send(m),
       onEndConference: () => {
@@ -109,23 +158,66 @@ export class Meeting {
     });
 
     this.soundBtn.hidden = true;
+    this.screenBtn.hidden = !screenShareSupported();
     this.notices.clear();
     this.list.clear();
     this.closePanel(false);
     this.grid.addSelf(this.name, this.media.stream, !this.media.isOn('video'), !this.media.isOn('audio'));
+    this.stage.setMode(storage.get('layout') === 'stage' ? 'stage' : 'grid');
     this.updateControls();
     this.refreshPeople();
     this.showMediaErrors(this.mediaErrors);
+    this.connect();
+  }
 
-    this.sig = new Signalling({
-      onMessage: (msg) => this.onMessage(msg),
-      onClose: () => this.end('error', 'connection-lost'),
+  /**
+   * Opens a signalling connection and sends `join` (with `resume` once we
+   * have been in). Messages and the close of an older socket are ignored.
+   */
+  connect() {
+    if (this.ended) return;
+    if (this.sig) this.sig.close();
+    const sig = new Signalling({
+      onMessage: (msg) => {
+        if (sig === this.sig) this.onMessage(msg);
+      },
+      onClose: () => {
+        if (sig === this.sig) this.onSocketClosed();
+      },
     });
+    this.sig = sig;
     this.announced = this.muteState();
     const join = { room: this.room, name: this.name, ...this.announced, rejoinKey: this.rejoinKey };
     if (this.jwt) join.jwt = this.jwt;
     if (this.password) join.password = this.password;
-    this.sig.connect(join);
+    if (this.resumeToken) join.resume = this.resumeToken;
+    sig.connect(join);
+    if (this.reconnector.active) {
+      // A server that accepts the socket but never answers must not stall us.
+      clearTimeout(this.attemptTimer);
+      this.attemptTimer = setTimeout(() => {
+        if (sig !== this.sig || this.you || this.waitingReason || this.ended) return;
+        sig.close();
+        this.reconnector.failed();
+      }, ATTEMPT_TIMEOUT_MS);
+    }
+  }
+
+  /** The socket closed without our asking and without a final error. */
+  onSocketClosed() {
+    if (this.ended) return;
+    if (this.reconnector.active) {
+      this.reconnector.failed();
+      return;
+    }
+    // Before we were ever in, there is nothing to go back to.
+    if (!this.joinedOnce) {
+      this.end('error', 'connection-lost');
+      return;
+    }
+    this.you = null; // until the server says who we are again
+    this.quality.setLost(true);
+    this.reconnector.start();
   }
 
   muteState() {
@@ -193,6 +285,15 @@ export class Meeting {
         this.notices.remove(`unmute:${msg.id}:${msg.kind}`);
         this.refreshPeople();
         break;
+      case 'chat':
+        this.chat.receive(msg);
+        break;
+      case 'screen':
+        this.onScreen(msg);
+        break;
+      case 'dominant-speaker':
+        this.setSpeaker(msg.id);
+        break;
       case 'error':
         this.onError(msg);
         break;
@@ -204,7 +305,14 @@ export class Meeting {
   onError(msg) {
     if (msg.code === 'not-allowed') this.onNotAllowed();
     else if (msg.code === 'unknown-participant') announce('live.unknownParticipant');
-    else if (isFatal(msg.code)) {
+    else if (msg.code === 'media-failed' && this.mediaConnected && this.joinedOnce) {
+      // The server gave up on our media before we could restart it; media did
+      // work before, so this is a bad moment, not a blocked network: come
+      // back in (as a new participant: the others were told we left).
+      this.resumeToken = null;
+      this.sig.close();
+      this.onSocketClosed();
+    } else if (isFatal(msg.code)) {
       this.end('error', msg.code, {
         retryAfter: Number.isFinite(msg.retryAfter) ? msg.retryAfter : undefined,
         byMe: msg.code === 'conference-ended' && this.endingByMe,
@@ -217,6 +325,11 @@ export class Meeting {
   // ------------------------------------------------------------ entering
 
   onWaiting(reason) {
+    // Reconnecting as a new participant can meet a lobby; that is an ordinary wait.
+    if (this.reconnector.active) {
+      this.reconnector.cancel();
+      this.leaveConference();
+    }
     const r = reason === 'lobby' ? 'lobby' : 'host';
     if (this.waitingReason === r) return;
     this.waitingReason = r;
@@ -229,33 +342,103 @@ export class Meeting {
   }
 
   onJoined(msg) {
+    const back = this.joinedOnce;
+    const previousId = this.you || this.previousId;
+    const resumed = back && msg.resumed === true && msg.you === previousId;
     this.you = msg.you;
+    this.previousId = msg.you;
+    this.resumeToken = typeof msg.resumeToken === 'string' ? msg.resumeToken : null;
+    this.joinedOnce = true;
     this.waitingReason = null;
-    this.role = msg.role === 'moderator' ? 'moderator' : 'participant';
+    const role = msg.role === 'moderator' ? 'moderator' : 'participant';
+    if (back && role !== this.role) announce(role === 'moderator' ? 'live.self.promoted' : 'live.self.demoted');
+    this.role = role;
     this.roomState = normalizeRoomState(msg.room);
     this.moderation.update(this.roomState);
     storage.addRecentRoom(this.room);
-    for (const p of msg.participants || []) this.addParticipant(p);
-    showScreen('meeting');
-    const count = (msg.participants || []).length;
-    announce(count ? 'live.youJoinedOthers' : 'live.youJoinedAlone', { count });
-    if (this.role === 'moderator') announce('live.self.moderator');
+    // The remote state comes fresh from `joined`, also after a reconnect:
+    // whoever left meanwhile goes, whoever came is added, the rest updated.
+    const present = new Set((msg.participants || []).map((p) => p && p.id));
+    for (const id of [...this.participants.keys()]) if (!present.has(id)) this.removeParticipant(id);
+    const arrived = [];
+    for (const p of msg.participants || []) {
+      // Our own earlier self, still in its grace period, is nobody to show.
+      if (p && back && p.id === previousId) continue;
+      if (this.addParticipant(p) && back) arrived.push(p.name);
+    }
+    for (const name of arrived) announce('live.joined', { name });
+    this.lobby.clear();
+    this.unmuteRequests.clear();
+    this.notices.clear();
+    if (!resumed) this.hand = null; // a new participant has no raised hand (yet)
+    // Showing the screen again would move the focus: only when it is not up yet.
+    if (document.body.dataset.view !== 'meeting') showScreen('meeting');
+    if (back) this.reconnector.succeeded();
+    else {
+      const count = (msg.participants || []).length;
+      announce(count ? 'live.youJoinedOthers' : 'live.youJoinedAlone', { count });
+      if (this.role === 'moderator') announce('live.self.moderator');
+    }
     if (this.role === 'moderator') {
       for (const l of msg.lobby || []) this.onLobbyRequest(l);
       for (const r of msg.unmuteRequests || []) this.onUnmuteRequest(r);
     }
     // Permissions first: a medium we may not send is switched off before the offer.
-    this.applyPermissions(msg.permissions, true);
-    this.call = new Call({
-      send: (m) => this.sig.send(m),
-      onRemoteTrack: (id, stream) => this.onRemoteTrack(id, stream),
-      onFailed: () => this.end('error', 'media-failed'),
-    });
-    this.call.start(this.media.stream, this.media.audioTrack, this.media.videoTrack);
+    this.applyPermissions(msg.permissions, !back);
+    this.setSpeaker(typeof msg.dominantSpeaker === 'string' ? msg.dominantSpeaker : null);
+    this.startMedia({ restart: resumed });
+    // A resumed participant keeps the state the server last heard of, not the
+    // one in this `join`: say ours again, in case it changed while we were away.
+    if (resumed) this.announced = { audioMuted: null, videoMuted: null };
     // A toggle pressed while `join` was on its way is announced now.
     this.sendMute();
+    // Our screen, if we were sharing, for whoever does not know it yet.
+    if (back && this.screen.active) this.sig.send({ type: 'screen', active: true });
     this.updateControls();
     this.refreshPeople();
+  }
+
+  /**
+   * A new peer connection and a new publishing offer with our current tracks.
+   * `restart`: the server still holds our old media connection; tell it to
+   * drop it first (docs/protocol.md, `restart-media`).
+   */
+  startMedia({ restart }) {
+    if (this.call) this.call.close();
+    // Remote streams belong to the old connection; tiles keep their place until new ones arrive.
+    this.streams.clear();
+    this.screenStreams.clear();
+    this.stage.dropScreenStreams();
+    if (restart) this.sig.send({ type: 'restart-media' });
+    const call = new Call({
+      send: (m) => this.sig.send(m),
+      onRemoteTrack: (id, stream, track, screen) => this.onRemoteTrack(id, stream, screen),
+      onConnected: () => {
+        this.mediaConnected = true;
+      },
+      onFailed: () => {
+        if (call === this.call) this.mediaFailed();
+      },
+    });
+    this.call = call;
+    call.start(this.media.stream, { audio: this.media.audioTrack, video: this.media.videoTrack, screen: this.screen.track });
+    this.quality.setLost(false);
+    this.quality.watch(call.pc);
+  }
+
+  /** Our media connection failed or stayed disconnected: ask for a restart, unless that keeps failing. */
+  mediaFailed() {
+    if (this.ended) return;
+    if (!this.you || this.reconnector.active) return; // rebuilt anyway once we are back in
+    const now = Date.now();
+    this.restarts = this.restarts.filter((t) => now - t < RESTART_WINDOW_MS);
+    if (this.restarts.length >= MAX_RESTARTS) {
+      this.end('error', 'media-failed');
+      return;
+    }
+    this.restarts.push(now);
+    announce('live.mediaRestart');
+    this.startMedia({ restart: true });
   }
 
   // ------------------------------------------------------------ people
@@ -273,6 +456,7 @@ export class Meeting {
       hand: p.handRaised === null || p.handRaised === undefined || p.handRaised === false ? null : Number(p.handRaised) || 0,
       hardMuted: known ? known.hardMuted : { audio: false, video: false },
       allowed: known ? known.allowed : { audio: false, video: false },
+      screen: !!p.screenSharing,
     };
     this.participants.set(p.id, participant);
     const tile = this.grid.get(p.id) || this.grid.add(participant);
@@ -280,6 +464,10 @@ export class Meeting {
     tile.setRole(participant.role);
     const stream = this.streams.get(p.id);
     if (stream) this.attach(p.id, stream);
+    const screen = this.screenStreams.get(p.id);
+    if (screen) this.stage.setScreenStream(p.id, screen);
+    if (participant.screen !== this.stage.isSharing(p.id)) this.stage.setSharing(p.id, participant.screen);
+    if (!known && participant.screen) announce('live.screenOn', { name: participant.name });
     return !known;
   }
 
@@ -287,8 +475,11 @@ export class Meeting {
     const p = this.participants.get(id);
     this.participants.delete(id);
     this.streams.delete(id);
+    this.screenStreams.delete(id);
     closeMenuOf(id);
     this.grid.remove(id);
+    this.stage.forget(id);
+    if (this.speaker === id) this.speaker = null;
     for (const kind of KINDS) {
       this.unmuteRequests.delete(`${id}:${kind}`);
       this.notices.remove(`unmute:${id}:${kind}`);
@@ -297,10 +488,37 @@ export class Meeting {
     this.refreshPeople();
   }
 
-  onRemoteTrack(id, stream) {
+  onRemoteTrack(id, stream, screen) {
     if (id === this.you) return;
+    if (screen) {
+      this.screenStreams.set(id, stream);
+      if (this.participants.has(id)) this.stage.setScreenStream(id, stream);
+      return;
+    }
     this.streams.set(id, stream);
     if (this.participants.has(id)) this.attach(id, stream);
+  }
+
+  /** Who `id` is, for the stage: 'self' is us. */
+  describe(id) {
+    if (id === 'self' || (id && id === this.you)) return { name: this.name, self: true, tile: this.grid.self };
+    const p = this.participants.get(id);
+    return p ? { name: p.name, self: false, tile: this.grid.get(id) } : null;
+  }
+
+  onScreen({ id, active }) {
+    const p = this.participants.get(id);
+    if (!p || p.screen === !!active) return;
+    p.screen = !!active;
+    this.stage.setSharing(id, p.screen);
+    announce(p.screen ? 'live.screenOn' : 'live.screenOff', { name: p.name });
+    this.refreshPeople();
+  }
+
+  setSpeaker(id) {
+    this.speaker = typeof id === 'string' ? id : null;
+    this.stage.setSpeaker(this.speaker === this.you ? 'self' : this.speaker);
+    this.refreshPeople();
   }
 
   attach(id, stream) {
@@ -400,21 +618,26 @@ export class Meeting {
   /** Brings tiles, the participant list and the counters up to date with what we know. */
   refreshPeople() {
     const positions = this.handPositions();
-    const moderator = this.role === 'moderator';
     const others = [];
     for (const p of this.participants.values()) {
       const tile = this.grid.get(p.id);
-      const menu = moderator ? (button) => this.openParticipantMenu(button, p.id) : null;
+      const menu = (button) => this.openParticipantMenu(button, p.id);
       if (tile) {
         tile.setHand(positions.get(p.id) || null);
         tile.setMenu(menu);
+        tile.setSpeaking(p.id === this.speaker);
+        tile.setSharing(p.screen);
+        tile.setPinned(this.stage.pinned === p.id);
       }
       others.push({ ...p, self: false, handPosition: positions.get(p.id) || null, menu });
     }
     if (this.grid.self) {
       this.grid.self.setHand(positions.get('self') || null);
       this.grid.self.setRole(this.role);
+      this.grid.self.setSpeaking(!!this.you && this.speaker === this.you);
+      this.grid.self.setSharing(this.screen.active);
     }
+    if (this.chat) this.chat.setPeople(others.map((p) => ({ id: p.id, name: p.name })));
     const me = {
       id: this.you || 'self',
       name: this.name,
@@ -422,6 +645,7 @@ export class Meeting {
       role: this.role,
       audioMuted: !this.media.isOn('audio'),
       videoMuted: !this.media.isOn('video'),
+      screen: this.screen.active,
       handPosition: positions.get('self') || null,
       menu: null,
     };
@@ -443,8 +667,16 @@ export class Meeting {
 
   openParticipantMenu(button, id) {
     const p = this.participants.get(id);
-    if (!p || this.role !== 'moderator') return;
-    const items = [];
+    if (!p) return;
+    const pinned = this.stage.pinned === id;
+    const items = [
+      { key: pinned ? 'menu.unpin' : 'menu.pin', action: pinned ? 'unpin' : 'pin', onSelect: () => this.pin(pinned ? null : id) },
+      { key: 'menu.message', action: 'message', onSelect: () => this.writeTo(id) },
+    ];
+    if (this.role !== 'moderator') {
+      openMenu(button, { label: 'menu.for', params: { name: p.name } }, items, id);
+      return;
+    }
     for (const kind of KINDS) {
       if (!p.hardMuted[kind]) {
         items.push({ key: `menu.mute${cap(kind)}`, action: `mute-${kind}`, onSelect: () => this.muteParticipant(id, kind) });
@@ -459,6 +691,21 @@ export class Meeting {
     items.push({ key: 'menu.remove', action: 'remove', danger: true, onSelect: () => this.removeOther(id, false) });
     items.push({ key: 'menu.removeBar', action: 'remove-bar', danger: true, onSelect: () => this.removeOther(id, true) });
     openMenu(button, { label: 'menu.for', params: { name: p.name } }, items, id);
+  }
+
+  /** Shows `id` on our stage (null: nobody pinned); only we see the difference. */
+  pin(id) {
+    const p = id ? this.participants.get(id) : null;
+    this.stage.pin(p ? id : null);
+    announce(p ? 'live.pinned' : 'live.unpinned', { name: p ? p.name : '' });
+    this.refreshPeople();
+  }
+
+  /** Opens the chat with a private message to `id` under way. */
+  writeTo(id) {
+    if (this.panel !== 'chat') this.togglePanel('chat');
+    this.chat.writeTo(id);
+    this.chat.focusInput();
   }
 
   muteParticipant(id, kind) {
@@ -645,6 +892,52 @@ export class Meeting {
     announce(kind === 'audio' ? `live.self.mic${state}` : `live.self.camera${state}`);
   }
 
+  async toggleScreen() {
+    if (this.ended || !this.you || this.busy.screen) return;
+    if (this.screen.active) {
+      this.screen.stop();
+      this.screenStopped();
+      return;
+    }
+    this.busy.screen = true;
+    const error = await this.screen.start();
+    this.busy.screen = false;
+    if (this.ended) {
+      this.screen.stop();
+      return;
+    }
+    if (error) {
+      // Cancelling the browser's picker is a choice, not a problem: no message for that.
+      if (error !== 'denied') this.showMediaErrors({ audio: null, video: null, screen: error });
+      return;
+    }
+    if (this.call) await this.call.replaceTrack('screen', this.screen.track);
+    this.sig.send({ type: 'screen', active: true });
+    this.stage.setSharing('self', true);
+    announce('live.self.screenOn');
+    this.updateControls();
+    this.refreshPeople();
+  }
+
+  /** Our sharing ended: from our button, the stage's, or the browser's own control. */
+  screenStopped() {
+    if (this.call) this.call.replaceTrack('screen', null);
+    if (this.sig) this.sig.send({ type: 'screen', active: false });
+    this.stage.setSharing('self', false);
+    announce('live.self.screenOff');
+    this.updateControls();
+    this.refreshPeople();
+  }
+
+  /** Grid or stage view: remembered on this device, like the other choices. */
+  toggleLayout() {
+    const next = this.stage.mode === 'stage' ? 'grid' : 'stage';
+    this.stage.setMode(next);
+    storage.set('layout', next);
+    announce(next === 'stage' ? 'live.layoutStage' : 'live.layoutGrid');
+    this.updateControls();
+  }
+
   /** A device stopped by itself (unplugged, or taken away by the system). */
   deviceLost(kind) {
     if (this.call) this.call.replaceTrack(kind, null);
@@ -678,6 +971,9 @@ export class Meeting {
       if (focusFollows) (locked ? ask : button).focus();
     }
     setPressed(this.handBtn, this.hand !== null);
+    setPressed(this.screenBtn, this.screen.active);
+    setText(this.screenBtn.querySelector('.ctl-label'), this.screen.active ? 'control.screenStop' : 'control.screen');
+    setPressed(this.layoutBtn, this.stage.mode === 'stage');
     const modBtn = $('ctl-moderation');
     if (this.role !== 'moderator' && document.activeElement === modBtn) this.micBtn.focus();
     modBtn.hidden = this.role !== 'moderator';
@@ -705,13 +1001,18 @@ export class Meeting {
     this.panel = name;
     $(`panel-${name}`).hidden = false;
     $(`ctl-${name}`).setAttribute('aria-expanded', 'true');
-    $('stage').dataset.panel = name;
-    $(`panel-${name}-title`).focus();
+    $('meeting-area').dataset.panel = name;
+    if (name === 'chat') {
+      this.chat.setOpen(true);
+      // Opened to write: straight into the message field.
+      this.chat.focusInput();
+    } else $(`panel-${name}-title`).focus();
   }
 
   /** Closes the open side panel; `returnFocus` puts focus back on its button if it was inside. */
   closePanel(returnFocus) {
-    for (const name of ['participants', 'moderation']) {
+    if (this.chat) this.chat.setOpen(false);
+    for (const name of PANELS) {
       const panel = $(`panel-${name}`);
       const hadFocus = panel.contains(document.activeElement);
       panel.hidden = true;
@@ -721,7 +1022,7 @@ export class Meeting {
         (button.hidden ? this.micBtn : button).focus();
       }
     }
-    delete $('stage').dataset.panel;
+    delete $('meeting-area').dataset.panel;
     this.panel = null;
   }
 
@@ -733,7 +1034,7 @@ export class Meeting {
     }
     if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat || isTyping(ev.target)) return;
     if (ev.target instanceof Element && ev.target.closest('dialog, [role="menu"]')) return;
-    if (!this.you) return; // waiting: nothing to toggle yet
+    if (!this.joinedOnce) return; // waiting: nothing to toggle yet
     const key = ev.key.toLowerCase();
     if (key === 'm') {
       ev.preventDefault();
@@ -754,16 +1055,39 @@ export class Meeting {
     this.end('left');
   }
 
+  /**
+   * Out of the conference but still in this stay (a reconnect that ended in
+   * a lobby): no media, nobody shown but us, until `joined` again.
+   */
+  leaveConference() {
+    if (this.call) this.call.close();
+    this.call = null;
+    this.quality.stop();
+    for (const id of [...this.participants.keys()]) this.removeParticipant(id);
+    this.lobby.clear();
+    this.unmuteRequests.clear();
+    this.notices.clear();
+    this.closePanel(false);
+  }
+
   end(reason, code, detail = {}) {
     if (this.ended) return;
     this.ended = true;
     const want = { audio: this.media.isOn('audio'), video: this.media.isOn('video') };
     this.listeners.abort();
+    this.reconnector.cancel();
+    clearTimeout(this.attemptTimer);
+    this.quality.stop();
+    this.screen.stop();
+    this.stage.setMode('grid');
+    for (const id of [...this.participants.keys()]) this.stage.forget(id);
+    this.stage.setSharing('self', false);
     closeMenu(false);
     closeDialog();
     this.closePanel(false);
     this.notices.clear();
     this.list.clear();
+    this.chat.clear();
     clearTimeout(this.msgTimer);
     this.msgBox.hidden = true;
     this.soundBtn.hidden = true;

@@ -1,6 +1,7 @@
 // The participant list panel: everyone in the meeting, you included, with
 // role, raised hand (and its place in the queue), microphone and camera
-// state, and for moderators a menu button per person. Rows are kept per
+// state, a shared screen, and a menu button per person (for moderators with
+// their actions). Rows are kept per
 // participant and updated in place, so a focused menu button keeps its focus
 // while the list changes around it.
 
@@ -42,7 +43,9 @@ class Row {
     this.hand.appendChild(this.handNumber);
     this.mic = stateIcon('mic-off', 'tile.micOff');
     this.cam = stateIcon('video-off', 'tile.cameraOff');
-    icons.append(this.hand, this.mic, this.cam);
+    this.screen = stateIcon('monitor', 'tile.sharing');
+    this.screen.classList.add('plist-screen');
+    icons.append(this.hand, this.screen, this.mic, this.cam);
     this.menuButton = el('button', 'icon-btn plist-menu');
     this.menuButton.type = 'button';
     this.menuButton.setAttribute('aria-haspopup', 'menu');
@@ -70,6 +73,7 @@ class Row {
     }
     this.mic.hidden = !p.audioMuted;
     this.cam.hidden = !p.videoMuted;
+    this.screen.hidden = !p.screen;
     this.onMenu = p.menu || null;
     this.menuButton.hidden = !p.menu;
     setAria(this.menuButton, 'menu.for', { name: p.name });
@@ -85,7 +89,8 @@ export class ParticipantList {
 
   /**
    * @param {{id: string, name: string, self: boolean, role: string, audioMuted: boolean,
-   *          videoMuted: boolean, handPosition: number|null, menu: ((button: HTMLElement) => void)|null}[]} entries
+   *          videoMuted: boolean, screen: boolean, handPosition: number|null,
+   *          menu: ((button: HTMLElement) => void)|null}[]} entries
    *        in display order
    */
   render(entries) {

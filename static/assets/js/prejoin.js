@@ -8,12 +8,12 @@ import * as storage from './storage.js';
 import { isPressed, setPressed } from './toggles.js';
 
 /**
- * Shows friendly text for getUserMedia problems ({audio, video} reasons) in
- * `box`; `withHint` adds that joining without them works too.
+ * Shows friendly text for getUserMedia problems ({audio, video, screen?}
+ * reasons) in `box`; `withHint` adds that joining without them works too.
  */
 export function showMediaErrors(box, errors, withHint = true) {
   box.replaceChildren();
-  for (const kind of ['video', 'audio']) {
+  for (const kind of ['video', 'audio', 'screen']) {
     if (!errors[kind]) continue;
     const p = document.createElement('p');
     setText(p, `media.${kind}.${errors[kind]}`);

@@ -22,6 +22,7 @@ const ERROR_ACTIONS = {
   'server-shutting-down': 'rejoin',
   internal: 'rejoin',
   'connection-lost': 'rejoin',
+  'reconnect-failed': 'rejoin',
   'media-failed': 'rejoin',
   'room-locked': 'rejoin',
   barred: null,

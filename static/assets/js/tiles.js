@@ -1,11 +1,16 @@
 // The meeting's tile grid: one tile per remote participant plus our own
 // preview. A tile shows video when the participant's camera is on and frames
 // actually arrive; otherwise a placeholder with their initials. Badges show a
-// raised hand (with its place in the queue) and the moderator role; for
-// moderators each remote tile has a menu button (meeting.js fills the menu).
+// raised hand (with its place in the queue), the moderator role and a shared
+// screen; a ring marks the current speaker. Each remote tile has a menu button
+// (meeting.js fills the menu). While the stage is shown the grid becomes a
+// strip beside or below it (zaal.css), and stops computing columns.
 
 import { icon } from './icons.js';
 import { setAria, setText } from './i18n.js';
+
+// Below this width (px) a face or a name is hard to make out: the grid scrolls instead.
+const MIN_TILE_WIDTH = 160;
 
 /** Up to two initials, safe for names in any script (and emoji). */
 export function initials(name) {
@@ -29,12 +34,33 @@ function el(tag, className) {
   return e;
 }
 
+/**
+ * The track of `kind` to show from `stream`: the newest live one that
+ * receives media, else the newest live one. After a media restart a stream
+ * can briefly hold the old, silent track next to the new one.
+ */
+export function currentTrack(stream, kind) {
+  if (!stream) return null;
+  const live = (kind === 'audio' ? stream.getAudioTracks() : stream.getVideoTracks()).filter((t) => t.readyState === 'live');
+  return [...live].reverse().find((t) => !t.muted) || live[live.length - 1] || null;
+}
+
+/** Points `element` at a stream of just `track` (or at nothing), only when that changes. */
+export function bindTrack(element, track) {
+  const bound = element.srcObject && element.srcObject.getTracks()[0];
+  if ((bound || null) === track) return false;
+  element.srcObject = track ? new MediaStream([track]) : null;
+  return true;
+}
+
 class Tile {
   constructor({ id, name, self }) {
     this.id = id;
     this.name = name;
     this.self = self;
     this.stream = null;
+    this.videoTrack = null;
+    this.audioTrack = null;
     this.audioMuted = false;
     this.videoMuted = false;
     this.onMenu = null;
@@ -73,7 +99,17 @@ class Tile {
     this.camIcon.setAttribute('role', 'img');
     this.camIcon.appendChild(icon('video-off'));
     setAria(this.camIcon, 'tile.cameraOff');
-    this.icons.append(this.micIcon, this.camIcon);
+    this.screenIcon = el('span', 'tile-icon tile-screen');
+    this.screenIcon.setAttribute('role', 'img');
+    this.screenIcon.appendChild(icon('monitor'));
+    setAria(this.screenIcon, 'tile.sharing');
+    this.screenIcon.hidden = true;
+    this.pinIcon = el('span', 'tile-icon tile-pin');
+    this.pinIcon.setAttribute('role', 'img');
+    this.pinIcon.appendChild(icon('pin'));
+    setAria(this.pinIcon, 'tile.pinned');
+    this.pinIcon.hidden = true;
+    this.icons.append(this.micIcon, this.camIcon, this.screenIcon, this.pinIcon);
     footer.append(this.roleIcon, this.label, this.icons);
 
     this.hand = el('span', 'tile-hand');
@@ -136,6 +172,19 @@ class Tile {
     this.roleIcon.hidden = role !== 'moderator';
   }
 
+  /** The ring of the current speaker. */
+  setSpeaking(on) {
+    this.root.classList.toggle('tile-speaking', on);
+  }
+
+  setSharing(on) {
+    this.screenIcon.hidden = !on;
+  }
+
+  setPinned(on) {
+    this.pinIcon.hidden = !on;
+  }
+
   /** Shows the menu button (for moderators) calling `onMenu(button)`, or hides it with null. */
   setMenu(onMenu) {
     if (!this.menuButton) return;
@@ -161,64 +210,92 @@ class Tile {
         stream.addEventListener('addtrack', this.onTrackChange);
         stream.addEventListener('removetrack', this.onTrackChange);
       }
-      this.video.srcObject = stream;
-      if (this.audio) this.audio.srcObject = stream;
-    }
-    if (stream) {
-      // Remote tracks start muted and unmute when packets arrive.
-      for (const track of stream.getTracks()) {
-        track.onmute = this.onTrackChange;
-        track.onunmute = this.onTrackChange;
-        track.onended = this.onTrackChange;
-      }
     }
     this.refresh();
     return this.playAudio();
   }
 
-  /** Our own stream object stays the same while tracks come and go: rebind it so the preview follows. */
+  /** Our own stream object stays the same while tracks come and go (no events for that): look again. */
   reload() {
-    this.video.srcObject = null;
-    this.video.srcObject = this.stream;
     this.refresh();
   }
 
   playAudio() {
-    if (!this.audio || !this.stream) return Promise.resolve(true);
+    if (!this.audio || !this.audio.srcObject) return Promise.resolve(true);
     const p = this.audio.play();
     // Only the autoplay policy (NotAllowedError) needs a click; other
     // failures (e.g. a new track interrupting play()) resolve by themselves.
     return p ? p.then(() => true, (err) => !err || err.name !== 'NotAllowedError') : Promise.resolve(true);
   }
 
+  /** The camera track shown now (null: placeholder). */
+  get shownVideoTrack() {
+    return this.root.dataset.video === 'on' ? this.videoTrack : null;
+  }
+
   refresh() {
-    const track = this.stream && this.stream.getVideoTracks().find((t) => t.readyState === 'live');
+    // Each element gets a stream of exactly one track: after a media restart
+    // the participant's stream may hold an old track beside the new one.
+    const video = currentTrack(this.stream, 'video');
+    if (video !== this.videoTrack) {
+      this.videoTrack = video;
+      if (video) {
+        // Remote tracks start muted and unmute when packets arrive.
+        video.addEventListener('mute', this.onTrackChange);
+        video.addEventListener('unmute', this.onTrackChange);
+        video.addEventListener('ended', this.onTrackChange);
+      }
+    }
+    bindTrack(this.video, video);
+    if (this.audio) {
+      const audio = currentTrack(this.stream, 'audio');
+      if (audio !== this.audioTrack) {
+        this.audioTrack = audio;
+        if (audio) audio.addEventListener('unmute', this.onTrackChange);
+      }
+      if (bindTrack(this.audio, audio) && audio) this.playAudio();
+    }
     // Own preview: a live local track is enough. Remote: also wait for frames
     // (track unmuted) so a tile never shows a black rectangle.
-    const showVideo = !this.videoMuted && !!track && (this.self || !track.muted);
+    const showVideo = !this.videoMuted && !!video && video.readyState === 'live' && (this.self || !video.muted);
+    const changed = this.root.dataset.video !== (showVideo ? 'on' : 'off');
     this.root.dataset.video = showVideo ? 'on' : 'off';
     this.micIcon.hidden = !this.audioMuted;
     this.camIcon.hidden = !this.videoMuted;
     if (showVideo && this.video.paused) this.video.play().catch(() => {});
+    if (changed && this.onVideoChange) this.onVideoChange(this);
   }
 
   destroy() {
     this.setStream(null);
+    this.onVideoChange = null;
     this.root.remove();
   }
 }
 
 export class TileGrid {
-  constructor(container) {
+  /** `onVideoChange(tile)`: a tile's picture came or went (the stage may show the same person). */
+  constructor(container, { onVideoChange = null } = {}) {
     this.container = container;
     this.tiles = new Map();
     this.self = null;
+    this.strip = false;
+    this.onVideoChange = onVideoChange;
     this.resizeObserver = new ResizeObserver(() => this.layout());
     this.resizeObserver.observe(container);
   }
 
+  /** Grid (false) or a strip beside the stage (true). */
+  setStrip(on) {
+    if (this.strip === on) return;
+    this.strip = on;
+    this.container.classList.toggle('tiles-strip', on);
+    this.layout();
+  }
+
   addSelf(name, stream, videoMuted, audioMuted) {
     this.self = new Tile({ id: 'self', name, self: true });
+    this.self.onVideoChange = this.onVideoChange;
     this.container.appendChild(this.self.root);
     this.self.setMuted(audioMuted, videoMuted);
     this.self.setStream(stream);
@@ -228,6 +305,7 @@ export class TileGrid {
   add({ id, name, audioMuted, videoMuted, role }) {
     if (this.tiles.has(id)) return this.tiles.get(id);
     const tile = new Tile({ id, name, self: false });
+    tile.onVideoChange = this.onVideoChange;
     tile.setMuted(audioMuted, videoMuted);
     tile.setRole(role);
     this.tiles.set(id, tile);
@@ -265,11 +343,12 @@ export class TileGrid {
   /**
    * Picks the column count that makes the (16:9) tiles as large as possible
    * in the space available: one column on a phone for a few people, a square
-   * grid on a wide screen.
+   * grid on a wide screen. Below MIN_TILE_WIDTH tiles stop shrinking and the
+   * grid scrolls, so fifty people stay recognisable.
    */
   layout() {
     const n = this.tiles.size + (this.self ? 1 : 0);
-    if (!n) return;
+    if (!n || this.strip) return;
     const gap = 8; // keep in step with .tiles { gap; padding } in zaal.css
     const W = this.container.clientWidth - 2 * gap;
     const H = this.container.clientHeight - 2 * gap;
@@ -280,8 +359,13 @@ export class TileGrid {
       const w = Math.min((W - gap * (cols - 1)) / cols, ((H - gap * (rows - 1)) / rows) * (16 / 9));
       if (w > best.width) best = { cols, width: w };
     }
-    const width = Math.max(best.width, Math.min(W, 160));
+    if (best.width < MIN_TILE_WIDTH) {
+      // Too many to fit: as many columns of recognisable tiles as the width
+      // takes, filling it, and the rows scroll.
+      const cols = Math.max(1, Math.floor((W + gap) / (MIN_TILE_WIDTH + gap)));
+      best = { cols, width: Math.min(W, (W - gap * (cols - 1)) / cols) };
+    }
     this.container.style.setProperty('--cols', String(best.cols));
-    this.container.style.setProperty('--tile-w', `${Math.floor(width)}px`);
+    this.container.style.setProperty('--tile-w', `${Math.floor(best.width)}px`);
   }
 }
