@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{TestServer, eventually};
+use common::{TestServer, eventually, media_flows};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use zaal::simulated::{Observed, SimOptions, SimulatedParticipant};
@@ -47,17 +47,6 @@ fn messages_of(o: &Observed, kind: &str) -> Vec<Value> {
 
 fn has_error(o: &Observed, code: &str) -> bool {
     o.errors.iter().any(|(c, _)| c == code)
-}
-
-async fn media_flows(receiver: &SimulatedParticipant, publisher: &str) {
-    let before = receiver.received_from(publisher);
-    eventually("media to flow", Duration::from_secs(15), || {
-        let now = receiver.received_from(publisher);
-        (now.audio_packets > before.audio_packets + 20
-            && now.video_packets > before.video_packets + 20)
-            .then_some(())
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, eventually};
+use common::{TestServer, eventually, media_flows};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use zaal::simulated::{SimOptions, SimulatedParticipant};
@@ -16,24 +16,13 @@ async fn join(server: &TestServer, name: &str) -> SimulatedParticipant {
         .unwrap()
 }
 
-async fn flowing(receiver: &SimulatedParticipant, publisher: &str) {
-    let before = receiver.received_from(publisher);
-    eventually("media to flow", Duration::from_secs(15), || {
-        let now = receiver.received_from(publisher);
-        (now.audio_packets > before.audio_packets + 20
-            && now.video_packets > before.video_packets + 20)
-            .then_some(())
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_websocket_resumes_as_the_same_participant() {
     let server = TestServer::start(&[]);
     server.create_room("klas").await;
     let anna = join(&server, "Anna").await;
     let bram = join(&server, "Bram").await;
-    flowing(&bram, &anna.id).await;
+    media_flows(&bram, &anna.id).await;
     let token = anna.observed().resume_token;
     assert!(token.len() >= 32, "a resume token comes with joined");
 
@@ -45,8 +34,8 @@ async fn a_dropped_websocket_resumes_as_the_same_participant() {
     assert!(back.observed().resumed);
     anna.vanish();
     // Media flows both ways again, and Bram never saw Anna leave or join.
-    flowing(&bram, &back.id).await;
-    flowing(&back, &bram.id).await;
+    media_flows(&bram, &back.id).await;
+    media_flows(&back, &bram.id).await;
     let o = bram.observed();
     assert!(o.left.is_empty(), "{:?}", o.left);
     assert_eq!(

@@ -203,6 +203,18 @@ impl Drop for TestServer {
     }
 }
 
+/// Waits until `receiver` gets fresh audio and video from `publisher` (20 packets of each).
+pub async fn media_flows(receiver: &zaal::simulated::SimulatedParticipant, publisher: &str) {
+    let before = receiver.received_from(publisher);
+    eventually("media to flow", Duration::from_secs(15), || {
+        let now = receiver.received_from(publisher);
+        (now.audio_packets > before.audio_packets + 20
+            && now.video_packets > before.video_packets + 20)
+            .then_some(())
+    })
+    .await;
+}
+
 /// Polls `condition` every 50 ms until it holds or `timeout` passes.
 pub async fn eventually<T>(
     what: &str,
