@@ -66,6 +66,7 @@ pub struct RawMedia {
     pub udp_port: u16,
     pub bind: String,
     pub advertise_ips: Vec<String>,
+    pub last_n: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -166,6 +167,8 @@ pub struct MediaSettings {
     pub bind: IpAddr,
     /// Empty means "the addresses of the bound interface(s)".
     pub advertise_ips: Vec<IpAddr>,
+    /// The most videos one receiver gets; `None` (configured as 0): no limit.
+    pub last_n: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -422,6 +425,7 @@ impl Settings {
                 udp_port: raw.media.udp_port,
                 bind,
                 advertise_ips,
+                last_n: (raw.media.last_n > 0).then_some(raw.media.last_n as usize),
             },
             data_dir,
             logs_dir,

@@ -80,6 +80,7 @@ impl Server {
                 bind: settings.media.bind,
                 port: settings.media.udp_port,
                 advertise_ips: settings.media.advertise_ips.clone(),
+                last_n: settings.media.last_n,
             },
             sfu_events_tx,
         )

@@ -1,9 +1,13 @@
-//! Media quality in a full room, through the real server: who the dominant speaker is.
+//! Media quality in a full room, through the real server: who the dominant speaker is, which
+//! simulcast layer a receiver gets over a poor downlink, keyframes for newcomers, loss repair.
 
 mod common;
 
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use common::relay::ShapingRelay;
 use common::{TestServer, eventually};
 use zaal::simulated::{SimOptions, SimulatedParticipant};
 
@@ -118,4 +122,210 @@ async fn the_dominant_speaker_follows_speech_and_ignores_short_noises() {
         })
         .await;
     }
+}
+
+fn media_addr(server: &TestServer) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], server.media_port))
+}
+
+/// The height of the layer `receiver` gets from `publisher`, once it is `height`.
+async fn layer_becomes(
+    receiver: &SimulatedParticipant,
+    publisher: &str,
+    height: u16,
+    timeout: Duration,
+) -> Duration {
+    let since = Instant::now();
+    eventually("the receiver to get the expected layer", timeout, || {
+        (receiver.observed().video_height.get(publisher) == Some(&height)).then_some(())
+    })
+    .await;
+    since.elapsed()
+}
+
+fn loss_since(receiver: &SimulatedParticipant, before: (u64, u64)) -> f64 {
+    let o = receiver.observed();
+    let expected = o.probes_expected - before.0;
+    let received = o.probes_received - before.1;
+    1.0 - received as f64 / expected.max(1) as f64
+}
+
+fn probes(receiver: &SimulatedParticipant) -> (u64, u64) {
+    let o = receiver.observed();
+    (o.probes_expected, o.probes_received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layer_follows_the_downlink_and_every_switch_is_seamless() {
+    let server = TestServer::start(&[]);
+    server.create_room("klas").await;
+    let mut options = SimOptions::new(&server.base, "klas", "Docent");
+    options.simulcast = true;
+    // The top layer at 1 Mbit/s: 150, 350 and 1000 kbit/s.
+    options.video_kbps = 1000;
+    let publisher = SimulatedParticipant::join(options).await.unwrap();
+
+    let relay = ShapingRelay::start(media_addr(&server)).await;
+    relay.shaping.rate_bps.store(300_000, Ordering::Relaxed);
+    let mut options = SimOptions::new(&server.base, "klas", "Leerling");
+    options.send_video = false;
+    options.media_relay = Some(relay.addr);
+    let receiver = SimulatedParticipant::join(options).await.unwrap();
+
+    // A 300 kbit/s downlink: the lowest layer, and it stays there without sustained loss.
+    layer_becomes(&receiver, &publisher.id, 180, Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = probes(&receiver);
+    let heights_before = receiver.observed().video_bytes_by_height;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let loss = loss_since(&receiver, before);
+    let o = receiver.observed();
+    let higher: u64 = o
+        .video_bytes_by_height
+        .iter()
+        .filter(|(h, _)| **h > 180)
+        .map(|(h, bytes)| bytes - heights_before.get(h).copied().unwrap_or(0))
+        .sum();
+    eprintln!(
+        "limited: loss {:.2} %, queue drops {}, bytes above 180p {higher}, padding packets {}",
+        loss * 100.0,
+        relay.shaping.dropped_by_queue.load(Ordering::Relaxed),
+        o.padding_packets,
+    );
+    assert!(loss < 0.02, "sustained loss on the lowest layer: {loss}");
+    assert_eq!(
+        higher, 0,
+        "a higher layer was sent into the 300 kbit/s downlink"
+    );
+    assert_eq!(o.video_height.get(&publisher.id), Some(&180));
+
+    // The limit lifted: the top layer within 10 s.
+    relay.shaping.rate_bps.store(0, Ordering::Relaxed);
+    let took = layer_becomes(&receiver, &publisher.id, 720, Duration::from_secs(10)).await;
+    eprintln!("top layer {took:?} after the limit was lifted");
+
+    // Across every switch, one continuous stream: the new layer's first packet follows the old
+    // layer's last by one sequence number (a few, should the last packets before it be lost on
+    // the narrow link) and by less than a frame's time, never backwards.
+    let o = receiver.observed();
+    eprintln!("layer changes: {:?}", o.layer_changes);
+    assert!(
+        o.layer_changes
+            .iter()
+            .any(|c| c.from_height == 180 && c.to_height > 180),
+        "no switch up was seen"
+    );
+    for change in &o.layer_changes {
+        assert!(
+            (1..=4).contains(&change.sequence_step) && change.timestamp_step <= 9_000,
+            "a switch that is not seamless: {change:?}"
+        );
+    }
+    assert_eq!(
+        o.ts_backwards, 0,
+        "a newer packet carried an older timestamp"
+    );
+    publisher.leave().await;
+    receiver.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_receiver_gets_a_keyframe_within_a_second() {
+    let server = TestServer::start(&[]);
+    server.create_room("klas").await;
+    let mut options = SimOptions::new(&server.base, "klas", "Docent");
+    options.simulcast = true;
+    let publisher = SimulatedParticipant::join(options).await.unwrap();
+    let mut options = SimOptions::new(&server.base, "klas", "Eerste");
+    options.send_video = false;
+    let first = SimulatedParticipant::join(options).await.unwrap();
+    eventually(
+        "the first receiver's video",
+        Duration::from_secs(10),
+        || first.observed().video_height.get(&publisher.id).copied(),
+    )
+    .await;
+    // Long after the publisher's first keyframe, a newcomer.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut options = SimOptions::new(&server.base, "klas", "Nieuw");
+    options.send_video = false;
+    let joined_at = Instant::now();
+    let newcomer = SimulatedParticipant::join(options).await.unwrap();
+    let first_packet = eventually(
+        "the newcomer to receive the publisher",
+        Duration::from_secs(10),
+        || newcomer.observed().first_packet.get(&publisher.id).copied(),
+    )
+    .await;
+    let keyframe = eventually(
+        "the newcomer to get a keyframe",
+        Duration::from_secs(10),
+        || {
+            newcomer
+                .observed()
+                .first_keyframe
+                .get(&publisher.id)
+                .copied()
+        },
+    )
+    .await;
+    let after_subscribing = keyframe.saturating_duration_since(first_packet);
+    eprintln!(
+        "keyframe {after_subscribing:?} after the first packet, {:?} after joining",
+        keyframe.saturating_duration_since(joined_at)
+    );
+    assert!(
+        after_subscribing < Duration::from_secs(1),
+        "{after_subscribing:?}"
+    );
+    publisher.leave().await;
+    first.leave().await;
+    newcomer.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retransmissions_repair_a_lossy_downlink() {
+    let server = TestServer::start(&[]);
+    server.create_room("klas").await;
+    let mut options = SimOptions::new(&server.base, "klas", "Docent");
+    // Video only: audio is not retransmitted (Opus has in-band FEC instead).
+    options.send_audio = false;
+    options.video_kbps = 500;
+    let publisher = SimulatedParticipant::join(options).await.unwrap();
+    let relay = ShapingRelay::start(media_addr(&server)).await;
+    let mut options = SimOptions::new(&server.base, "klas", "Leerling");
+    options.send_video = false;
+    options.send_audio = false;
+    options.media_relay = Some(relay.addr);
+    let receiver = SimulatedParticipant::join(options).await.unwrap();
+    eventually("video to flow", Duration::from_secs(10), || {
+        (receiver.received_from(&publisher.id).video_packets > 50).then_some(())
+    })
+    .await;
+    relay.shaping.loss_ppm.store(100_000, Ordering::Relaxed);
+    let before = probes(&receiver);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Stop losing, and give the last retransmissions a moment to arrive.
+    relay.shaping.loss_ppm.store(0, Ordering::Relaxed);
+    let dropped = relay.shaping.rtp_dropped_at_random.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let o = receiver.observed();
+    let expected = o.probes_expected - before.0;
+    let missing = expected - (o.probes_received - before.1).min(expected);
+    let recovered = 1.0 - missing as f64 / dropped.max(1) as f64;
+    eprintln!(
+        "{dropped} RTP datagrams dropped, {missing} of {expected} packets never arrived: {:.1} % recovered",
+        recovered * 100.0
+    );
+    assert!(
+        dropped > 30,
+        "the relay dropped too little to judge: {dropped}"
+    );
+    assert!(
+        recovered >= 0.9,
+        "only {:.1} % recovered",
+        recovered * 100.0
+    );
+    publisher.leave().await;
+    receiver.leave().await;
 }

@@ -188,7 +188,7 @@ impl Conference {
 
     pub fn plan_effects(&self) -> Vec<Effect> {
         let ids: Vec<ParticipantId> = self.members.iter().map(|m| m.info.id.clone()).collect();
-        everyone_receives_everyone(&ids)
+        everyone_receives_everyone(&ids, self.speaker.history())
             .into_iter()
             .map(|(participant, publishers)| Effect::Plan {
                 participant,
@@ -575,7 +575,12 @@ impl Conference {
         let ids: Vec<&ParticipantId> = self.members.iter().map(|m| &m.info.id).collect();
         let share = |id: &ParticipantId| shares.get(id).copied().unwrap_or(0.0);
         match self.speaker.report(ids, share) {
-            Some(speaker) => self.notify_all(ParticipantEvent::DominantSpeaker(Some(speaker))),
+            Some(speaker) => {
+                let mut effects = self.notify_all(ParticipantEvent::DominantSpeaker(Some(speaker)));
+                // The new speaker moves to the front of everyone's plan: their video first.
+                effects.extend(self.plan_effects());
+                effects
+            }
             None => Vec::new(),
         }
     }

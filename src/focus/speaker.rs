@@ -81,7 +81,6 @@ impl SpeakerDetector {
     }
 
     /// Dominant speakers, most recent first: who should stay visible when not everyone can be.
-    #[allow(dead_code)] // the media plan's last-N ordering reads it
     pub fn history(&self) -> &[ParticipantId] {
         &self.history
     }

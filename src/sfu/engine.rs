@@ -33,12 +33,17 @@ use slab::Slab;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::allocation::{Candidate, LayerOffer, allocate};
+use super::bandwidth::WIRE_OVERHEAD;
 use super::demux::Directory;
 use super::forward::{NegotiatedCodec, Rewrite};
+use super::frame::{VideoCodec, keyframe_start};
 use super::keyframe::KeyframeThrottle;
 use super::peer::{AUDIO_LEVEL_URI, Negotiation, OutgoingTrack, Peer, PeerKey, SourceKey};
 use super::rtcp::is_keyframe_request;
+use super::simulcast_sdp::keep_simulcast_bindings;
 use super::socket::{MediaSocket, RecvBuffers};
+use super::switch::LayerSwitch;
 use super::voice::VoiceMeter;
 use super::{ClientSignal, PeerSignal, SfuCommand, SfuCounters, SfuEvent};
 use crate::focus::ParticipantId;
@@ -50,12 +55,26 @@ const MAX_DATAGRAM: usize = 2048;
 /// Batches read per wake-up before commands and timers get a turn.
 const MAX_BATCHES_PER_WAKE: usize = 16;
 const MAINTENANCE_INTERVAL: Duration = crate::focus::VOICE_REPORT_INTERVAL;
+/// Layer rates are measured, and layers chosen, every this many maintenance ticks.
+const ALLOCATION_TICKS: u32 = 5;
+/// What one forwarded audio stream is assumed to take of a receiver's bandwidth.
+const AUDIO_BPS: u64 = 40_000;
+/// What one padding-only probe packet takes on the wire: the RTP header, the transport-wide
+/// sequence number, four bytes of padding, and the SRTP tag and UDP/IP headers.
+const PADDING_PACKET_BYTES: u64 = 24 + WIRE_OVERHEAD as u64;
+/// What a media packet takes on the wire beyond its payload: the RTP header and its extensions,
+/// the SRTP tag and UDP/IP headers. Layer rates include it, as the bandwidth estimate does.
+const PACKET_OVERHEAD: u64 = 12 + 12 + WIRE_OVERHEAD as u64;
+/// A layer that sent nothing for this long is not offered to receivers.
+const LAYER_IDLE: Duration = Duration::from_secs(1);
+/// Every this many allocations (of half a second), a receiver's figures go to the bridge stream.
+const DOWNLINK_REPORT_EVERY: u32 = 20;
 /// The position of the screen-sharing transceiver in a client's publishing offer.
 const SCREEN_TRANSCEIVER: usize = 2;
 /// Appended to the publisher's id to name the media stream of their screen.
 pub const SCREEN_STREAM_SUFFIX: &str = "~screen";
 
-/// One published track (a participant's microphone or camera) and everyone receiving it.
+/// One published track (a participant's microphone, camera or screen) and everyone receiving it.
 struct Source {
     publisher: PeerKey,
     participant: ParticipantId,
@@ -64,13 +83,41 @@ struct Source {
     screen: bool,
     receiver: RTCRtpReceiverId,
     codec: RTCRtpCodec,
+    video_codec: VideoCodec,
     codecs: Vec<NegotiatedCodec>,
     extensions: Vec<(u8, String)>,
-    last_ssrc: Option<u32>,
-    keyframes: KeyframeThrottle,
+    /// The RTP streams of the track: one, or one per simulcast layer.
+    layers: Vec<Layer>,
     /// A microphone whose packets carry their audio level.
     voice: Option<VoiceMeter>,
     subscribers: Vec<Subscriber>,
+}
+
+/// One RTP stream of a source: a simulcast layer, or the source's only stream.
+struct Layer {
+    ssrc: u32,
+    keyframes: KeyframeThrottle,
+    /// Payload bytes since the last rate update.
+    bytes: u64,
+    bitrate_bps: u64,
+    /// From the layer's last keyframe, when the codec says it.
+    height: Option<u16>,
+    last_packet: Instant,
+    since: Instant,
+}
+
+impl Layer {
+    fn new(ssrc: u32, now: Instant) -> Self {
+        Self {
+            ssrc,
+            keyframes: KeyframeThrottle::default(),
+            bytes: 0,
+            bitrate_bps: 0,
+            height: None,
+            last_packet: now,
+            since: now,
+        }
+    }
 }
 
 struct Subscriber {
@@ -78,6 +125,11 @@ struct Subscriber {
     sender: RTCRtpSenderId,
     /// `None` until the subscriber's answer has been applied.
     rewrite: Option<Rewrite>,
+    /// Which layer of a video source the subscriber is on, and the numbers that keep it one
+    /// continuous stream.
+    switch: LayerSwitch,
+    /// The payload type of the last video packet sent, which padding packets carry too.
+    payload_type: u8,
 }
 
 pub struct Engine {
@@ -107,6 +159,10 @@ struct Core {
     /// Where runs of datagrams are coalesced for segmentation offload (reused).
     gso_scratch: Vec<u8>,
     gone_reported: Vec<bool>,
+    /// The most videos any receiver gets (`media.last_n`); a client may ask for fewer.
+    last_n: Option<usize>,
+    maintenance_ticks: u32,
+    last_allocation: Instant,
 }
 
 impl Engine {
@@ -115,6 +171,7 @@ impl Engine {
         candidates: Vec<SocketAddr>,
         events: mpsc::UnboundedSender<SfuEvent>,
         counters: Arc<SfuCounters>,
+        last_n: Option<usize>,
     ) -> std::io::Result<Self> {
         Ok(Self {
             socket: MediaSocket::new(socket)?,
@@ -136,6 +193,9 @@ impl Engine {
                 out_queue: Vec::with_capacity(64),
                 gso_scratch: Vec::with_capacity(64 * 1024),
                 gone_reported: Vec::new(),
+                last_n,
+                maintenance_ticks: 0,
+                last_allocation: Instant::now(),
             },
         })
     }
@@ -194,7 +254,11 @@ impl Engine {
 
 impl Core {
     fn next_deadline(&self) -> Option<Instant> {
-        self.peers.iter().filter_map(|(_, p)| p.deadline).min()
+        self.peers
+            .iter()
+            .flat_map(|(_, p)| [p.deadline, p.probe.next_burst()])
+            .flatten()
+            .min()
     }
 
     fn touch(&mut self, key: PeerKey) {
@@ -328,7 +392,7 @@ impl Core {
                         .and_then(|p| p.outgoing_by_track.get(&track_id))
                         .copied();
                     if let Some(source) = source {
-                        self.request_keyframe(now, source);
+                        self.request_keyframe(now, source, Some(key));
                     }
                 }
                 _ => {}
@@ -360,11 +424,29 @@ impl Core {
         let Some(source) = self.sources.get_mut(source_key) else {
             return;
         };
-        source.last_ssrc = Some(packet.header.ssrc);
-        let open = match source.kind {
-            RtpCodecKind::Audio => forward_audio,
-            _ => forward_video,
+        let ssrc = packet.header.ssrc;
+        let layer = match source.layers.iter().position(|l| l.ssrc == ssrc) {
+            Some(at) => at,
+            None => {
+                source.layers.push(Layer::new(ssrc, now));
+                source.layers.len() - 1
+            }
         };
+        let video = source.kind == RtpCodecKind::Video;
+        let keyframe = if video {
+            keyframe_start(source.video_codec, &packet.payload)
+        } else {
+            None
+        };
+        {
+            let layer = &mut source.layers[layer];
+            layer.bytes += packet.payload.len() as u64 + PACKET_OVERHEAD;
+            layer.last_packet = now;
+            if let Some(height) = keyframe.and_then(|k| k.height) {
+                layer.height = Some(height);
+            }
+        }
+        let open = if video { forward_video } else { forward_audio };
         if !open {
             return;
         }
@@ -372,9 +454,24 @@ impl Core {
             voice.observe(&packet.header);
         }
         let mut forwarded = 0u64;
-        for subscriber in &source.subscribers {
+        for subscriber in &mut source.subscribers {
             let Some(rewrite) = &subscriber.rewrite else {
                 continue;
+            };
+            let numbers = if video {
+                match subscriber.switch.map(
+                    now,
+                    ssrc,
+                    packet.header.sequence_number,
+                    packet.header.timestamp,
+                    keyframe.is_some(),
+                    packet.header.marker,
+                ) {
+                    Some(numbers) => Some(numbers),
+                    None => continue,
+                }
+            } else {
+                None
             };
             let Some(peer) = self.peers.get_mut(subscriber.peer) else {
                 continue;
@@ -382,6 +479,11 @@ impl Core {
             let mut out = packet.clone();
             if !rewrite.apply(&mut out.header) {
                 continue;
+            }
+            if let Some(numbers) = numbers {
+                out.header.sequence_number = numbers.sequence;
+                out.header.timestamp = numbers.timestamp;
+                subscriber.payload_type = out.header.payload_type;
             }
             if let Some(mut sender) = peer.pc.rtp_sender(subscriber.sender)
                 && sender.write_rtp(now, out).is_ok()
@@ -406,21 +508,46 @@ impl Core {
         }
     }
 
-    fn request_keyframe(&mut self, now: Instant, source_key: SourceKey) {
+    /// Asks for a keyframe of the layer `subscriber` is on or moving to (every layer when no
+    /// subscriber is named), throttled per layer.
+    fn request_keyframe(
+        &mut self,
+        now: Instant,
+        source_key: SourceKey,
+        subscriber: Option<PeerKey>,
+    ) {
         let Some(source) = self.sources.get_mut(source_key) else {
             return;
         };
-        if source.kind == RtpCodecKind::Video && source.keyframes.request(now) {
-            self.send_pli(now, source_key);
+        if source.kind != RtpCodecKind::Video {
+            return;
+        }
+        let wanted = subscriber.map(|peer| {
+            source
+                .subscribers
+                .iter()
+                .find(|s| s.peer == peer)
+                .and_then(|s| s.switch.target())
+        });
+        let mut due = [0u32; 4];
+        let mut count = 0;
+        for layer in &mut source.layers {
+            let asked = match wanted {
+                None => true,
+                Some(target) => target == Some(layer.ssrc),
+            };
+            if asked && layer.keyframes.request(now) && count < due.len() {
+                due[count] = layer.ssrc;
+                count += 1;
+            }
+        }
+        for &ssrc in &due[..count] {
+            self.send_pli(now, source_key, ssrc);
         }
     }
 
-    fn send_pli(&mut self, now: Instant, source_key: SourceKey) {
+    fn send_pli(&mut self, now: Instant, source_key: SourceKey, media_ssrc: u32) {
         let Some(source) = self.sources.get(source_key) else {
-            return;
-        };
-        let Some(media_ssrc) = source.last_ssrc else {
-            // Nothing received yet: the publisher's first frame is a keyframe anyway.
             return;
         };
         let (publisher, receiver) = (source.publisher, source.receiver);
@@ -455,7 +582,7 @@ impl Core {
                     RTCPeerConnectionState::Connected => {
                         let sources: Vec<SourceKey> = peer.outgoing.keys().copied().collect();
                         for source in sources {
-                            self.request_keyframe(now, source);
+                            self.request_keyframe(now, source, Some(key));
                         }
                     }
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
@@ -509,8 +636,10 @@ impl Core {
                 };
                 if let (Some(source), Some(peer)) = (source, self.peers.get_mut(key)) {
                     peer.track_sources.insert(init.track_id, source);
-                    if let Some(s) = self.sources.get_mut(source) {
-                        s.last_ssrc = Some(init.ssrc);
+                    if let Some(s) = self.sources.get_mut(source)
+                        && !s.layers.iter().any(|l| l.ssrc == init.ssrc)
+                    {
+                        s.layers.push(Layer::new(init.ssrc, now));
                     }
                 }
             }
@@ -520,6 +649,23 @@ impl Core {
 
     fn on_timeouts(&mut self, now: Instant) {
         let mut due = std::mem::take(&mut self.scratch_keys);
+        // Probe bursts first, so the connections' timers below send them at once.
+        due.extend(
+            self.peers
+                .iter()
+                .filter(|(_, p)| p.probe.next_burst().is_some_and(|d| d <= now))
+                .map(|(k, _)| k),
+        );
+        for &key in &due {
+            let burst = self
+                .peers
+                .get_mut(key)
+                .and_then(|peer| peer.probe.take_burst(now));
+            if let Some(bytes) = burst {
+                self.send_padding(now, key, bytes);
+            }
+        }
+        due.clear();
         due.extend(
             self.peers
                 .iter()
@@ -539,14 +685,78 @@ impl Core {
         self.scratch_keys = due;
     }
 
+    /// Sends about `bytes` of padding-only packets to `key` on the video streams it receives
+    /// (a probe burst), each between two frames.
+    fn send_padding(&mut self, now: Instant, key: PeerKey, bytes: u64) {
+        let Some(peer) = self.peers.get_mut(key) else {
+            return;
+        };
+        let mut packets = bytes.div_ceil(PADDING_PACKET_BYTES);
+        for &source_key in peer.outgoing.keys() {
+            let Some(source) = self.sources.get_mut(source_key) else {
+                continue;
+            };
+            if source.kind != RtpCodecKind::Video {
+                continue;
+            }
+            let Some(subscriber) = source.subscribers.iter_mut().find(|s| s.peer == key) else {
+                continue;
+            };
+            let Some(ssrc) = subscriber.rewrite.as_ref().map(|r| r.ssrc()) else {
+                continue;
+            };
+            let Some(mut sender) = peer.pc.rtp_sender(subscriber.sender) else {
+                continue;
+            };
+            while packets > 0 {
+                let Some(numbers) = subscriber.switch.pad() else {
+                    break;
+                };
+                let header = rtp::header::Header {
+                    version: 2,
+                    padding: true,
+                    payload_type: subscriber.payload_type,
+                    sequence_number: numbers.sequence,
+                    timestamp: numbers.timestamp,
+                    ssrc,
+                    ..Default::default()
+                };
+                let padding = rtp::Packet {
+                    header,
+                    payload: bytes::Bytes::new(),
+                };
+                if sender.write_rtp(now, padding).is_err() {
+                    break;
+                }
+                packets -= 1;
+            }
+            if packets == 0 {
+                break;
+            }
+        }
+        self.touch(key);
+    }
+
     fn on_maintenance(&mut self, now: Instant) {
-        let due: Vec<SourceKey> = self
+        let due: Vec<(SourceKey, u32)> = self
             .sources
             .iter_mut()
-            .filter_map(|(k, s)| s.keyframes.poll(now).then_some(k))
+            .flat_map(|(k, s)| {
+                s.layers
+                    .iter_mut()
+                    .filter_map(move |l| l.keyframes.poll(now).then_some((k, l.ssrc)))
+            })
             .collect();
-        for source in due {
-            self.send_pli(now, source);
+        for (source, ssrc) in due {
+            self.send_pli(now, source, ssrc);
+        }
+        self.maintenance_ticks += 1;
+        if self.maintenance_ticks.is_multiple_of(ALLOCATION_TICKS) {
+            self.measure_layers(now);
+            let keys: Vec<PeerKey> = self.peers.iter().map(|(k, _)| k).collect();
+            for key in keys {
+                self.allocate_layers(now, key);
+            }
         }
         let voices: Vec<(ParticipantId, f32)> = self
             .sources
@@ -555,6 +765,156 @@ impl Core {
             .collect();
         if !voices.is_empty() {
             let _ = self.events.send(SfuEvent::Voice(voices));
+        }
+    }
+
+    /// Turns the bytes each layer carried since the last call into a bitrate.
+    fn measure_layers(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last_allocation);
+        self.last_allocation = now;
+        if elapsed.is_zero() {
+            return;
+        }
+        for (_, source) in &mut self.sources {
+            for layer in &mut source.layers {
+                // A layer that began within this window is measured over its own time.
+                let span = elapsed.min(now.saturating_duration_since(layer.since));
+                if span.is_zero() {
+                    continue;
+                }
+                let bps = (layer.bytes as f64 * 8.0 / span.as_secs_f64()) as u64;
+                // Smoothed: a keyframe makes one window several times the average.
+                layer.bitrate_bps = if layer.bitrate_bps == 0 {
+                    bps
+                } else {
+                    (layer.bitrate_bps * 3 + bps) / 4
+                };
+                layer.bytes = 0;
+            }
+        }
+    }
+
+    /// Chooses the layer of every video source `key` receives, from its bandwidth estimate, the
+    /// sizes it shows them at and its last-N; starts or ends a bandwidth probe when it wants
+    /// more than the estimate allows.
+    fn allocate_layers(&mut self, now: Instant, key: PeerKey) {
+        let Some(peer) = self.peers.get(key) else {
+            return;
+        };
+        let mut order: Vec<(bool, usize, SourceKey)> = peer
+            .outgoing
+            .keys()
+            .filter_map(|&source_key| {
+                let source = self.sources.get(source_key)?;
+                if source.kind != RtpCodecKind::Video {
+                    return None;
+                }
+                let position = peer
+                    .plan
+                    .iter()
+                    .position(|p| *p == source.participant)
+                    .unwrap_or(usize::MAX);
+                Some((!source.screen, position, source_key))
+            })
+            .collect();
+        order.sort_unstable();
+        let audio_streams = peer.outgoing.len() - order.len();
+        let candidates: Vec<Candidate> = order
+            .iter()
+            .map(|&(_, _, source_key)| {
+                let source = &self.sources[source_key];
+                let shown_height = if peer.shown_heights.is_empty() {
+                    None
+                } else {
+                    let stream = if source.screen {
+                        format!("{}{SCREEN_STREAM_SUFFIX}", source.participant)
+                    } else {
+                        source.participant.to_string()
+                    };
+                    peer.shown_heights.get(&stream).copied()
+                };
+                Candidate {
+                    layers: offered_layers(&source.layers, now),
+                    shown_height,
+                    current: source
+                        .subscribers
+                        .iter()
+                        .find(|s| s.peer == key)
+                        .and_then(|s| s.switch.current()),
+                }
+            })
+            .collect();
+        let last_n = match (self.last_n, peer.last_n) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let estimate = peer.downlink.target_bps();
+        let audio = audio_streams as u64 * AUDIO_BPS;
+        let by_estimate = allocate(estimate.saturating_sub(audio), &candidates, last_n);
+        let unconstrained = allocate(u64::MAX / 4, &candidates, last_n);
+        let rate_of = |choice: &[Option<u32>]| -> u64 {
+            choice
+                .iter()
+                .zip(&candidates)
+                .filter_map(|(c, cand)| {
+                    let ssrc = (*c)?;
+                    cand.layers
+                        .iter()
+                        .find(|l| l.ssrc == ssrc)
+                        .map(|l| l.bitrate_bps)
+                })
+                .sum()
+        };
+        let (sending, wanted) = (rate_of(&by_estimate), rate_of(&unconstrained));
+        // A receiver that wants more than its estimate allows is probed for more.
+        if let Some(peer) = self.peers.get_mut(key)
+            && let Some(window) = peer
+                .probe
+                .update(now, estimate, sending + audio, wanted + audio)
+        {
+            peer.downlink.mark_probe(window.start, window.end);
+        }
+        let chosen = by_estimate;
+        let mut keyframes = Vec::new();
+        let mut layer_switches = 0;
+        for (&(_, _, source_key), choice) in order.iter().zip(&chosen) {
+            if let Some(source) = self.sources.get_mut(source_key)
+                && let Some(subscriber) = source.subscribers.iter_mut().find(|s| s.peer == key)
+            {
+                layer_switches += subscriber.switch.switches();
+                if subscriber.switch.target() != *choice {
+                    subscriber.switch.set_target(*choice);
+                    if subscriber.switch.waiting_for_keyframe() {
+                        keyframes.push(source_key);
+                    }
+                }
+            }
+        }
+        for source_key in keyframes {
+            self.request_keyframe(now, source_key, Some(key));
+        }
+        if let Some(peer) = self.peers.get_mut(key) {
+            peer.allocations += 1;
+            if peer.allocations.is_multiple_of(DOWNLINK_REPORT_EVERY) {
+                let (probes_ok, probes_failed) = peer.probe.outcomes();
+                let videos = chosen.iter().filter(|c| c.is_some()).count();
+                info!(
+                    target: BRIDGE,
+                    event = "downlink",
+                    participant = %peer.participant,
+                    estimate_bps = estimate,
+                    delivered_bps = peer.downlink.delivered_bps(),
+                    loss = peer.downlink.loss(),
+                    feedback = peer.downlink.has_feedback(),
+                    video_bps = sending,
+                    wanted_bps = wanted,
+                    videos,
+                    layer_switches,
+                    probes_ok,
+                    probes_failed,
+                    probe_result_bps = peer.downlink.probe_result_bps(),
+                );
+            }
         }
     }
 
@@ -616,6 +976,13 @@ impl Core {
                 match signal {
                     ClientSignal::Offer(sdp) => self.on_client_offer(now, key, sdp),
                     ClientSignal::Answer(sdp) => self.on_client_answer(now, key, sdp),
+                    ClientSignal::ReceiveVideo { heights, last_n } => {
+                        if let Some(peer) = self.peers.get_mut(key) {
+                            peer.shown_heights = heights;
+                            peer.last_n = last_n;
+                        }
+                        self.allocate_layers(now, key);
+                    }
                     ClientSignal::Candidate(candidate) => {
                         if candidate.candidate.is_empty() {
                             return;
@@ -650,7 +1017,7 @@ impl Core {
                     // Receivers' decoders have been starved: start them on a keyframe.
                     let sources = peer.published.clone();
                     for source in sources {
-                        self.request_keyframe(now, source);
+                        self.request_keyframe(now, source, None);
                     }
                 }
             }
@@ -665,6 +1032,8 @@ impl Core {
                     peer.plan = publishers;
                 }
                 self.sync_subscriptions(now, key);
+                // The order may have changed (a new speaker): their video first.
+                self.allocate_layers(now, key);
             }
         }
     }
@@ -722,7 +1091,7 @@ impl Core {
             );
             return;
         }
-        let applied = RTCSessionDescription::answer(sdp)
+        let applied = RTCSessionDescription::answer(keep_simulcast_bindings(&sdp))
             .and_then(|answer| peer.pc.set_remote_description(now, answer));
         if let Err(e) = applied {
             self.signal(key, PeerSignal::NegotiationFailed(e.to_string()));
@@ -766,7 +1135,8 @@ impl Core {
             {
                 entry.rewrite = Some(rewrite);
             }
-            self.request_keyframe(now, source_key);
+            self.allocate_layers(now, key);
+            self.request_keyframe(now, source_key, Some(key));
         }
         self.maybe_offer(now, key);
     }
@@ -809,10 +1179,10 @@ impl Core {
             screen,
             receiver: receiver_id,
             codec: first.rtp_codec.clone(),
+            video_codec: VideoCodec::from_mime(&first.rtp_codec.mime_type),
             codecs: negotiated_codecs(&parameters.codecs),
             extensions,
-            last_ssrc: None,
-            keyframes: KeyframeThrottle::default(),
+            layers: Vec::new(),
             voice,
             subscribers: Vec::new(),
         };
@@ -944,6 +1314,8 @@ impl Core {
             peer: key,
             sender,
             rewrite: None,
+            switch: LayerSwitch::default(),
+            payload_type: 0,
         });
         true
     }
@@ -1044,6 +1416,31 @@ impl Core {
             self.maybe_offer(now, other);
         }
     }
+}
+
+/// The layers of a source a receiver may be given: those sending now whose rate is known. Until
+/// a rate is known (the first half second of a source), only the lowest layer, so that nobody
+/// starts on a layer their link may not carry.
+fn offered_layers(layers: &[Layer], now: Instant) -> Vec<LayerOffer> {
+    let live = || {
+        layers
+            .iter()
+            .filter(|l| now.saturating_duration_since(l.last_packet) < LAYER_IDLE)
+    };
+    let offer = |l: &Layer| LayerOffer {
+        ssrc: l.ssrc,
+        bitrate_bps: l.bitrate_bps,
+        height: l.height,
+    };
+    if live().any(|l| l.bitrate_bps > 0) {
+        return live().filter(|l| l.bitrate_bps > 0).map(offer).collect();
+    }
+    // Without heights, the first layer seen: simulcast encoders start their lowest first.
+    live()
+        .min_by_key(|l| l.height.unwrap_or(0))
+        .map(offer)
+        .into_iter()
+        .collect()
 }
 
 fn send_queued(

@@ -7,13 +7,20 @@
 //! SFU only carries it out. It must never decide who may see what, never log a name or an
 //! address, and never allocate, lock or log per forwarded packet in code of its own.
 
+mod allocation;
+mod bandwidth;
 mod demux;
 mod engine;
 mod forward;
+mod frame;
 mod keyframe;
 mod peer;
+mod probe;
+mod retransmit;
 mod rtcp;
+mod simulcast_sdp;
 mod socket;
+mod switch;
 mod voice;
 
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +32,7 @@ use tokio::sync::mpsc;
 use crate::focus::ParticipantId;
 
 pub use forward::{NegotiatedCodec, Rewrite};
+pub(crate) use rtcp::KeyframeRequestTap;
 
 /// Where the media port listens and what it tells browsers.
 #[derive(Debug, Clone)]
@@ -34,6 +42,8 @@ pub struct MediaConfig {
     pub port: u16,
     /// The addresses put in ICE candidates; empty means the bound interface's addresses.
     pub advertise_ips: Vec<IpAddr>,
+    /// The most videos any receiver gets; `None`: no limit.
+    pub last_n: Option<usize>,
 }
 
 /// A message from the SFU to one participant's client, carried by signalling.
@@ -61,6 +71,12 @@ pub enum ClientSignal {
     Offer(String),
     Answer(String),
     Candidate(ClientCandidate),
+    /// What the client shows: the height in pixels of each video stream's tile (by stream id;
+    /// 0 = not shown) and the most videos it wants.
+    ReceiveVideo {
+        heights: std::collections::HashMap<String, u16>,
+        last_n: Option<usize>,
+    },
 }
 
 /// Where the SFU delivers a participant's [`PeerSignal`]s.
@@ -87,7 +103,8 @@ pub enum SfuCommand {
         audio: bool,
         video: bool,
     },
-    /// The media plan for one receiver: whose audio and video it gets.
+    /// The media plan for one receiver: whose audio and video it gets, most relevant first
+    /// (the order decides who gets video first when bandwidth or last-N is short).
     SetPlan {
         participant: ParticipantId,
         publishers: Vec<ParticipantId>,
@@ -188,7 +205,13 @@ impl Sfu {
                         }
                     };
                     runtime.block_on(async move {
-                        match engine::Engine::new(socket, candidates, events, counters) {
+                        match engine::Engine::new(
+                            socket,
+                            candidates,
+                            events,
+                            counters,
+                            config.last_n,
+                        ) {
                             Ok(engine) => engine.run(rx).await,
                             Err(e) => tracing::error!(error = %e, "cannot start the SFU"),
                         }

@@ -8,12 +8,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
-use rtc::interceptor::{NackResponderBuilder, Registry, Slot};
+use rtc::interceptor::{CongestionControlBuilder, Registry, Slot, TwccSenderBuilder};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
@@ -32,6 +33,9 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::shared::error::Error as RtcError;
 
 use super::SignalSink;
+use super::bandwidth::{DownlinkEstimator, DownlinkReadings};
+use super::probe::Probe;
+use super::retransmit::Retransmitter;
 use super::rtcp::KeyframeRequestTap;
 use crate::focus::ParticipantId;
 
@@ -40,9 +44,6 @@ const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(3);
 /// …and this much later "failed", which removes the participant (SPEC: within 10 s).
 const ICE_FAILED_AFTER: Duration = Duration::from_secs(3);
 const ICE_KEEPALIVE: Duration = Duration::from_secs(2);
-
-/// Packets kept per outgoing stream to answer retransmission requests.
-const NACK_HISTORY: u16 = 256;
 
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 const SDES_MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
@@ -97,6 +98,14 @@ pub struct Peer {
     /// Whether this peer's audio and video are forwarded at all (the focus's gate).
     pub forward_audio: bool,
     pub forward_video: bool,
+    /// What this peer's downlink carries, as its congestion feedback tells.
+    pub downlink: Arc<DownlinkReadings>,
+    pub probe: Probe,
+    /// The height at which the client shows each video stream (by stream id), as it reported.
+    pub shown_heights: HashMap<String, u16>,
+    /// The most videos the client asked to receive.
+    pub last_n: Option<usize>,
+    pub allocations: u32,
 }
 
 fn random_string(len: usize) -> String {
@@ -110,6 +119,7 @@ fn random_string(len: usize) -> String {
 fn video_feedback() -> Vec<RTCPFeedback> {
     [
         ("goog-remb", ""),
+        ("transport-cc", ""),
         ("ccm", "fir"),
         ("nack", ""),
         ("nack", "pli"),
@@ -131,7 +141,10 @@ fn media_engine() -> Result<MediaEngine, RtcError> {
                 clock_rate: 48000,
                 channels: 2,
                 sdp_fmtp_line: "minptime=10;useinbandfec=1;usedtx=1".into(),
-                rtcp_feedback: vec![],
+                rtcp_feedback: vec![RTCPFeedback {
+                    typ: "transport-cc".into(),
+                    parameter: String::new(),
+                }],
             },
             payload_type: 111,
         },
@@ -183,6 +196,7 @@ pub fn build_connection(
     now: Instant,
     ufrag: &str,
     candidates: &[SocketAddr],
+    downlink: Arc<DownlinkReadings>,
 ) -> Result<RTCPeerConnection, RtcError> {
     let mut engine = media_engine()?;
     let registry = register_default_interceptors(Registry::new(), &mut engine)?
@@ -190,11 +204,15 @@ pub fn build_connection(
         // retransmission; a receiver asks for a lost packet within a round trip, and 256 packets
         // are seconds of video. With 15 streams per receiver in a full room this is most of a
         // connection's memory.
+        .with(Slot::NackResponder, Retransmitter::new(downlink.clone()))
+        .with(Slot::from(12_500), KeyframeRequestTap::default())
+        // Transport-wide sequence numbers on everything sent, and the receiver's feedback on
+        // them turned into a bandwidth estimate (layer choice, docs/decisions.md).
+        .with(Slot::TwccSender, TwccSenderBuilder::new().build())
         .with(
-            Slot::NackResponder,
-            NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
-        )
-        .with(Slot::from(12_500), KeyframeRequestTap::default());
+            Slot::CongestionControl,
+            CongestionControlBuilder::new(DownlinkEstimator::new(downlink)).build(),
+        );
     let settings = SettingEngineBuilder::new()
         .with_lite(true)
         .with_ice_credentials(ufrag.to_string(), random_string(32))
@@ -249,7 +267,8 @@ impl Peer {
                 break candidate;
             }
         };
-        let pc = build_connection(now, &ufrag, candidates)?;
+        let downlink = Arc::new(DownlinkReadings::default());
+        let pc = build_connection(now, &ufrag, candidates, downlink.clone())?;
         Ok(Self {
             participant,
             ufrag,
@@ -268,6 +287,11 @@ impl Peer {
             next_track_number: 0,
             forward_audio: true,
             forward_video: true,
+            downlink,
+            probe: Probe::default(),
+            shown_heights: HashMap::new(),
+            last_n: None,
+            allocations: 0,
         })
     }
 }

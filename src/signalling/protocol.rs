@@ -21,6 +21,10 @@ pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 pub const MAX_FRAME_BYTES: usize = 512 * 1024;
 pub const MAX_SDP_BYTES: usize = 200 * 1024;
 pub const MAX_CANDIDATE_BYTES: usize = 1024;
+/// The most video streams a `receive-video` message may describe.
+const MAX_VIDEO_STREAMS: usize = 200;
+/// The tallest tile a client may report (8K).
+const MAX_TILE_HEIGHT: u32 = 4320;
 pub const MAX_NAME_CHARS: usize = 64;
 pub const MAX_PASSWORD_CHARS: usize = 64;
 pub const MAX_CHAT_CHARS: usize = 2000;
@@ -171,6 +175,13 @@ enum Wire {
         audio_muted: bool,
         video_muted: bool,
     },
+    #[serde(rename_all = "camelCase")]
+    ReceiveVideo {
+        #[serde(default)]
+        heights: std::collections::HashMap<String, u32>,
+        #[serde(default)]
+        last_n: Option<u32>,
+    },
     Leave,
     Hand {
         raised: bool,
@@ -261,6 +272,11 @@ pub enum Inbound {
     Offer(String),
     Answer(String),
     Candidate(ClientCandidate),
+    /// What the client shows of each video stream, for the SFU's layer choice.
+    ReceiveVideo {
+        heights: std::collections::HashMap<String, u16>,
+        last_n: Option<usize>,
+    },
     Leave,
     /// Mute state, hands, requests and moderation: everything the focus decides on.
     Act(Action),
@@ -366,6 +382,21 @@ pub fn parse(text: &str) -> Result<Inbound, ProtocolError> {
             audio_muted,
             video_muted,
         }),
+        Wire::ReceiveVideo { heights, last_n } => {
+            if heights.len() > MAX_VIDEO_STREAMS
+                || heights.keys().any(|k| k.is_empty() || k.len() > 80)
+                || heights.values().any(|h| *h > MAX_TILE_HEIGHT)
+                || last_n.is_some_and(|n| n as usize > MAX_VIDEO_STREAMS)
+            {
+                return Err(bad(
+                    "receive-video: at most 200 streams, heights 0 to 4320, lastN up to 200",
+                ));
+            }
+            Inbound::ReceiveVideo {
+                heights: heights.into_iter().map(|(k, h)| (k, h as u16)).collect(),
+                last_n: last_n.map(|n| n as usize),
+            }
+        }
         Wire::Leave => Inbound::Leave,
         Wire::Hand { raised } => Inbound::Act(Action::Hand { raised }),
         Wire::RequestUnmute { kind } => Inbound::Act(Action::RequestUnmute(kind.into())),

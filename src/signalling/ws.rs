@@ -521,6 +521,12 @@ async fn in_conference(
                         state.focus.signal(me.clone(), ClientSignal::Candidate(c));
                         None
                     }
+                    Ok(Inbound::ReceiveVideo { heights, last_n }) => {
+                        state
+                            .focus
+                            .signal(me.clone(), ClientSignal::ReceiveVideo { heights, last_n });
+                        None
+                    }
                     Ok(Inbound::Act(action)) => match state.focus.act(me.clone(), action).await {
                         Ok(()) => None,
                         Err(e) => Some(ProtocolError::new(

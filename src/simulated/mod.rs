@@ -90,6 +90,11 @@ pub struct SimOptions {
     pub send_screen: bool,
     /// Come back as the participant a previous `joined` named (its `resumeToken`).
     pub resume: Option<String>,
+    /// Publish the camera as three simulcast layers (`q`, `h`, `f`: 180, 360 and 720 lines at
+    /// 15 %, 35 % and 100 % of `video_kbps`).
+    pub simulcast: bool,
+    /// Send media to this address instead of the server's candidates (a relay in between).
+    pub media_relay: Option<SocketAddr>,
 }
 
 impl SimOptions {
@@ -108,6 +113,8 @@ impl SimOptions {
             session_cookie: None,
             send_screen: false,
             resume: None,
+            simulcast: false,
+            media_relay: None,
         }
     }
 }
@@ -157,6 +164,38 @@ pub struct Observed {
     /// numbers), and how many of them arrived: loss is one minus their ratio.
     pub probes_expected: u64,
     pub probes_received: u64,
+    /// Per publisher: when the first video keyframe arrived, and the height of the last one (the
+    /// simulcast layer being received).
+    pub first_keyframe: HashMap<String, Instant>,
+    /// Per publisher: when its first packet (of any kind) arrived.
+    pub first_packet: HashMap<String, Instant>,
+    pub video_height: HashMap<String, u16>,
+    /// Packets that arrived twice, not counted anywhere else.
+    pub duplicates: u64,
+    /// Padding-only video packets (the server's bandwidth probes), not counted anywhere else.
+    pub padding_packets: u64,
+    /// Continuity of the received video streams: the largest step forward in sequence numbers
+    /// and in timestamps between one newest packet and the next, and how often a newer packet
+    /// carried an older timestamp.
+    pub max_seq_step: u16,
+    pub max_ts_step: u32,
+    pub ts_backwards: u64,
+    /// Received video payload bytes by the height of the layer they belonged to.
+    pub video_bytes_by_height: BTreeMap<u16, u64>,
+    /// Every change of layer seen, with the step in numbers from the packet before.
+    pub layer_changes: Vec<LayerChange>,
+}
+
+/// The first packet of a new layer of one publisher's video, as a receiver saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerChange {
+    pub publisher: String,
+    pub from_height: u16,
+    pub to_height: u16,
+    /// Sequence-number and timestamp distance from the newest packet before it: one and about a
+    /// frame's time when the switch is seamless.
+    pub sequence_step: u16,
+    pub timestamp_step: u32,
 }
 
 enum Control {
@@ -404,16 +443,51 @@ fn lock(observed: &Arc<Mutex<Observed>>) -> MutexGuard<'_, Observed> {
     observed.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// One outgoing stream.
+/// One outgoing track: a microphone, a camera (one stream, or one per simulcast layer) or a
+/// screen.
 struct Outgoing {
     sender: RTCRtpSenderId,
-    ssrc: u32,
+    streams: Vec<Stream>,
     payload_type: Option<u8>,
+    /// The audio-level header extension's negotiated id, for a microphone.
+    level_extension: Option<u8>,
+    /// The media section's mid, and the negotiated ids of the mid and rid extensions: a
+    /// simulcast layer is known to the receiver by its rid, as browsers send it.
+    mid: &'static str,
+    mid_extension: Option<u8>,
+    rid_extension: Option<u8>,
+}
+
+/// One RTP stream of an outgoing track.
+struct Stream {
+    rid: &'static str,
+    ssrc: u32,
     sequence: u16,
     timestamp: u32,
     probe_sequence: u32,
-    /// The audio-level header extension's negotiated id, for a microphone.
-    level_extension: Option<u8>,
+    /// Its share of the track's bitrate.
+    share: f32,
+    /// The picture height its keyframes announce.
+    height: u16,
+    /// The next frame is a keyframe (the first one, or one a receiver asked for).
+    keyframe_due: bool,
+}
+
+/// The simulcast layers: rid, share of the top layer's bitrate, height.
+const SIMULCAST: [(&str, f32, u16); 3] = [("q", 0.15, 180), ("h", 0.35, 360), ("f", 1.0, 720)];
+
+/// Bytes of every video payload before the probe: the VP8 payload descriptor (one byte) and room
+/// for a keyframe's header (ten bytes), so receivers find the probe at a fixed place.
+const VIDEO_HEADER: usize = 11;
+
+/// Where sequence numbers of one received stream have got to.
+#[derive(Default)]
+struct Reception {
+    highest: u16,
+    highest_ts: u32,
+    /// Bit i: `highest - i` arrived.
+    seen: u128,
+    started: bool,
 }
 
 /// Which of a participant's streams.
@@ -434,8 +508,12 @@ struct Media {
     screen: Option<Outgoing>,
     /// Inbound track id → (publisher id, kind).
     tracks: HashMap<String, (String, RtpCodecKind)>,
-    /// Highest probe sequence seen per inbound SSRC.
-    highest_probe: HashMap<u32, u32>,
+    /// Highest probe sequence seen per inbound SSRC and layer (a simulcast layer has its own
+    /// probe numbers, and one inbound SSRC carries whichever layer the SFU chose).
+    highest_probe: HashMap<(u32, u16), u32>,
+    receptions: HashMap<u32, Reception>,
+    /// The numbers step of the video packet being handled, from the newest before it.
+    newest_step: Option<(u16, u32)>,
     /// The level the microphone's packets announce (−dBov).
     voice_level: u8,
 }
@@ -495,7 +573,21 @@ impl Media {
             RtpCodecKind::Audio,
             None,
         )?;
-        let registry = register_default_interceptors(Registry::new(), &mut engine)?;
+        let registry = register_default_interceptors(Registry::new(), &mut engine)?
+            .with(
+                rtc::interceptor::Slot::from(12_500),
+                crate::sfu::KeyframeRequestTap::default(),
+            )
+            // As browsers do: a lost packet is asked for again a few times, not forever (an
+            // unbounded re-ask every 100 ms turns a congested downlink into a retransmission
+            // storm).
+            .with(
+                rtc::interceptor::Slot::NackGenerator,
+                rtc::interceptor::NackGeneratorBuilder::new()
+                    .with_interval(Duration::from_millis(100))
+                    .with_max_nacks_per_packet(3)
+                    .build(),
+            );
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_setting_engine(SettingEngineBuilder::new().build())
@@ -517,24 +609,45 @@ impl Media {
         pc.add_local_candidate(RTCIceCandidateInit::default())?;
         let stream = format!("sim-{}", rand::random::<u32>());
         let mut number = 0;
-        let mut outgoing = |kind: RtpCodecKind, codec: RTCRtpCodec| -> Result<Outgoing, SimError> {
-            let ssrc = rand::random::<u32>() | 1;
+        let mut outgoing = |kind: RtpCodecKind,
+                            codec: RTCRtpCodec,
+                            layers: &[(&'static str, f32, u16)]|
+         -> Result<Outgoing, SimError> {
             // Track ids are unique, as browsers make them: a camera and a screen are both video.
             number += 1;
+            let streams: Vec<Stream> = layers
+                .iter()
+                .map(|(rid, share, height)| Stream {
+                    rid,
+                    ssrc: rand::random::<u32>() | 1,
+                    sequence: rand::random(),
+                    timestamp: rand::random(),
+                    probe_sequence: 0,
+                    share: *share,
+                    height: *height,
+                    keyframe_due: true,
+                })
+                .collect();
+            let encodings = layers
+                .iter()
+                .zip(&streams)
+                .map(|((rid, _, _), stream)| RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        rid: rid.to_string(),
+                        ssrc: Some(stream.ssrc),
+                        ..Default::default()
+                    },
+                    active: true,
+                    codec: codec.clone(),
+                    ..Default::default()
+                })
+                .collect();
             let track = MediaStreamTrack::new(
                 stream.clone(),
                 format!("{stream}-{kind}-{number}"),
                 format!("{stream}-{kind}-{number}"),
                 kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    active: true,
-                    codec,
-                    ..Default::default()
-                }],
+                encodings,
             );
             let id = pc.add_transceiver_from_track(
                 track,
@@ -550,18 +663,25 @@ impl Media {
                 .ok_or_else(|| SimError::Protocol("no sender".into()))?;
             Ok(Outgoing {
                 sender,
-                ssrc,
+                streams,
                 payload_type: None,
-                sequence: rand::random(),
-                timestamp: rand::random(),
-                probe_sequence: 0,
                 level_extension: None,
+                // Transceivers are added in order: microphone, camera, screen.
+                mid: ["0", "1", "2"][number - 1],
+                mid_extension: None,
+                rid_extension: None,
             })
         };
-        let audio = outgoing(RtpCodecKind::Audio, opus())?;
-        let video = outgoing(RtpCodecKind::Video, vp8())?;
+        let single: &[(&'static str, f32, u16)] = &[("", 1.0, 360)];
+        let audio = outgoing(RtpCodecKind::Audio, opus(), single)?;
+        let camera: &[(&'static str, f32, u16)] = if options.simulcast {
+            &SIMULCAST
+        } else {
+            single
+        };
+        let video = outgoing(RtpCodecKind::Video, vp8(), camera)?;
         let screen = if options.send_screen {
-            Some(outgoing(RtpCodecKind::Video, vp8())?)
+            Some(outgoing(RtpCodecKind::Video, vp8(), &[("", 1.0, 1080)])?)
         } else {
             None
         };
@@ -573,6 +693,8 @@ impl Media {
             screen,
             tracks: HashMap::new(),
             highest_probe: HashMap::new(),
+            receptions: HashMap::new(),
+            newest_step: None,
             voice_level: 127,
         })
     }
@@ -599,11 +721,16 @@ impl Media {
             {
                 let parameters = &sender.get_parameters().rtp_parameters;
                 out.payload_type = parameters.codecs.first().map(|c| c.payload_type);
-                out.level_extension = parameters
-                    .header_extensions
-                    .iter()
-                    .find(|e| e.uri == AUDIO_LEVEL_URI)
-                    .and_then(|e| u8::try_from(e.id).ok());
+                let id_of = |uri: &str| {
+                    parameters
+                        .header_extensions
+                        .iter()
+                        .find(|e| e.uri == uri)
+                        .and_then(|e| u8::try_from(e.id).ok())
+                };
+                out.level_extension = id_of(AUDIO_LEVEL_URI);
+                out.mid_extension = id_of("urn:ietf:params:rtp-hdrext:sdes:mid");
+                out.rid_extension = id_of("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id");
             }
         }
     }
@@ -628,62 +755,185 @@ impl Media {
             }],
             _ => Vec::new(),
         };
-        let packets = bytes.div_ceil(MAX_VIDEO_PAYLOAD).max(1);
-        let per_packet = (bytes / packets).max(PROBE_LEN + 1);
         let sent_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0);
-        for i in 0..packets {
-            out.sequence = out.sequence.wrapping_add(1);
-            out.probe_sequence = out.probe_sequence.wrapping_add(1);
-            let mut payload = BytesMut::with_capacity(per_packet);
-            if video {
-                // A VP8 payload descriptor: start of partition on the first packet.
-                payload.extend_from_slice(&[if i == 0 { 0x10 } else { 0x00 }]);
+        let Some(mut sender) = self.pc.rtp_sender(out.sender) else {
+            return;
+        };
+        for stream in &mut out.streams {
+            let bytes = (bytes as f32 * stream.share) as usize;
+            let packets = bytes.div_ceil(MAX_VIDEO_PAYLOAD).max(1);
+            let header = if video { VIDEO_HEADER } else { 0 };
+            let per_packet = (bytes / packets).max(header + PROBE_LEN + 1);
+            let keyframe = std::mem::take(&mut stream.keyframe_due);
+            let mut extensions = level.clone();
+            if !stream.rid.is_empty()
+                && let (Some(mid), Some(rid)) = (out.mid_extension, out.rid_extension)
+            {
+                extensions.push(rtp::header::Extension {
+                    id: mid,
+                    payload: Bytes::from_static(out.mid.as_bytes()),
+                });
+                extensions.push(rtp::header::Extension {
+                    id: rid,
+                    payload: Bytes::from_static(stream.rid.as_bytes()),
+                });
             }
-            payload.extend_from_slice(PROBE_MAGIC);
-            payload.extend_from_slice(&out.probe_sequence.to_be_bytes());
-            payload.extend_from_slice(&sent_at.to_be_bytes());
-            payload.resize(per_packet, 0xAB);
-            let packet = rtp::Packet {
-                header: rtp::Header {
-                    version: 2,
-                    marker: i + 1 == packets,
-                    payload_type,
-                    sequence_number: out.sequence,
-                    timestamp: out.timestamp,
-                    ssrc: out.ssrc,
-                    extension: !level.is_empty(),
-                    extension_profile: 0xBEDE,
-                    extensions: level.clone(),
-                    ..Default::default()
-                },
-                payload: payload.freeze(),
-            };
-            if let Some(mut sender) = self.pc.rtp_sender(out.sender) {
+            for i in 0..packets {
+                stream.sequence = stream.sequence.wrapping_add(1);
+                stream.probe_sequence = stream.probe_sequence.wrapping_add(1);
+                let mut payload = BytesMut::with_capacity(per_packet);
+                if video {
+                    let mut head = [0u8; VIDEO_HEADER];
+                    if i == 0 {
+                        // VP8: start of partition 0, then the frame tag (bit 0 clear on a
+                        // keyframe) and, on a keyframe, the start code and the picture size.
+                        head[0] = 0x10;
+                        head[1] = if keyframe { 0x50 } else { 0x51 };
+                        if keyframe {
+                            let width = stream.height / 9 * 16;
+                            head[4..7].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+                            head[7..9].copy_from_slice(&width.to_le_bytes());
+                            head[9..11].copy_from_slice(&stream.height.to_le_bytes());
+                        }
+                    }
+                    payload.extend_from_slice(&head);
+                }
+                payload.extend_from_slice(PROBE_MAGIC);
+                payload.extend_from_slice(&stream.probe_sequence.to_be_bytes());
+                payload.extend_from_slice(&sent_at.to_be_bytes());
+                payload.resize(per_packet, 0xAB);
+                let packet = rtp::Packet {
+                    header: rtp::Header {
+                        version: 2,
+                        marker: i + 1 == packets,
+                        payload_type,
+                        sequence_number: stream.sequence,
+                        timestamp: stream.timestamp,
+                        ssrc: stream.ssrc,
+                        extension: !extensions.is_empty(),
+                        extension_profile: 0xBEDE,
+                        extensions: extensions.clone(),
+                        ..Default::default()
+                    },
+                    payload: payload.freeze(),
+                };
                 let _ = sender.write_rtp(now, packet);
             }
+            stream.timestamp = stream
+                .timestamp
+                .wrapping_add(if video { 90 * 20 } else { 48 * 20 });
         }
-        out.timestamp = out
-            .timestamp
-            .wrapping_add(if video { 90 * 20 } else { 48 * 20 });
+    }
+
+    /// A receiver asked for a keyframe of the stream `ssrc`.
+    fn keyframe_requested(&mut self, ssrc: u32) {
+        let outs = [Some(&mut self.video), self.screen.as_mut()];
+        for out in outs.into_iter().flatten() {
+            for stream in &mut out.streams {
+                if stream.ssrc == ssrc {
+                    stream.keyframe_due = true;
+                }
+            }
+        }
+    }
+
+    /// Whether a packet of `ssrc` with `sequence` was already received; tracks the stream's
+    /// continuity on the way.
+    fn duplicate(&mut self, packet: &rtp::Packet, video: bool, observed: &mut Observed) -> bool {
+        let (sequence, timestamp) = (packet.header.sequence_number, packet.header.timestamp);
+        self.newest_step = None;
+        let r = self.receptions.entry(packet.header.ssrc).or_default();
+        if !r.started {
+            *r = Reception {
+                highest: sequence,
+                highest_ts: timestamp,
+                seen: 1,
+                started: true,
+            };
+            return false;
+        }
+        let ahead = sequence.wrapping_sub(r.highest);
+        if ahead != 0 && ahead < 0x8000 {
+            if video {
+                observed.max_seq_step = observed.max_seq_step.max(ahead);
+                let ts_step = timestamp.wrapping_sub(r.highest_ts);
+                self.newest_step = Some((ahead, ts_step));
+                if ts_step >= 0x8000_0000 {
+                    observed.ts_backwards += 1;
+                } else {
+                    observed.max_ts_step = observed.max_ts_step.max(ts_step);
+                }
+            }
+            r.seen = if ahead >= 128 { 0 } else { r.seen << ahead };
+            r.seen |= 1;
+            r.highest = sequence;
+            r.highest_ts = timestamp;
+            return false;
+        }
+        let behind = r.highest.wrapping_sub(sequence);
+        if behind >= 128 {
+            return false;
+        }
+        let bit = 1u128 << behind;
+        let seen = r.seen & bit != 0;
+        r.seen |= bit;
+        seen
     }
 
     fn on_rtp(&mut self, track_id: &str, packet: &rtp::Packet, observed: &mut Observed) {
-        let Some((publisher, kind)) = self.tracks.get(track_id) else {
+        let Some((publisher, kind)) = self.tracks.get(track_id).cloned() else {
             return;
         };
+        let video = kind == RtpCodecKind::Video;
+        if self.duplicate(packet, video, observed) {
+            observed.duplicates += 1;
+            return;
+        }
+        if video && packet.payload.is_empty() {
+            observed.padding_packets += 1;
+            return;
+        }
+        observed
+            .first_packet
+            .entry(publisher.clone())
+            .or_insert_with(Instant::now);
+        let payload: &Bytes = &packet.payload;
+        if video {
+            if payload.len() >= VIDEO_HEADER && payload[0] & 0x10 != 0 && payload[1] & 0x01 == 0 {
+                let height = u16::from_le_bytes([payload[9], payload[10]]);
+                observed
+                    .first_keyframe
+                    .entry(publisher.clone())
+                    .or_insert_with(Instant::now);
+                let before = observed.video_height.insert(publisher.clone(), height);
+                if let (Some(from_height), Some((sequence_step, timestamp_step))) =
+                    (before.filter(|h| *h != height), self.newest_step)
+                {
+                    observed.layer_changes.push(LayerChange {
+                        publisher: publisher.clone(),
+                        from_height,
+                        to_height: height,
+                        sequence_step,
+                        timestamp_step,
+                    });
+                }
+            }
+            if let Some(height) = observed.video_height.get(&publisher).copied() {
+                *observed.video_bytes_by_height.entry(height).or_default() += payload.len() as u64;
+            }
+        }
         let entry = observed.received.entry(publisher.clone()).or_default();
-        if *kind == RtpCodecKind::Audio {
+        if !video {
             entry.audio_packets += 1;
         } else {
             entry.video_packets += 1;
         }
         entry.bytes += packet.payload.len() as u64;
-        let payload: &Bytes = &packet.payload;
-        let probe = if *kind == RtpCodecKind::Video {
-            payload.get(1..1 + PROBE_LEN)
+        let probe = if video {
+            payload.get(VIDEO_HEADER..VIDEO_HEADER + PROBE_LEN)
         } else {
             payload.get(..PROBE_LEN)
         };
@@ -704,9 +954,11 @@ impl Media {
                     .push(now.saturating_sub(sent).min(u32::MAX as u64) as u32);
             }
             observed.probes_received += 1;
-            match self.highest_probe.get_mut(&packet.header.ssrc) {
+            let layer = observed.video_height.get(&publisher).copied().unwrap_or(0);
+            let key = (packet.header.ssrc, if video { layer } else { 0 });
+            match self.highest_probe.get_mut(&key) {
                 None => {
-                    self.highest_probe.insert(packet.header.ssrc, sequence);
+                    self.highest_probe.insert(key, sequence);
                     observed.probes_expected += 1;
                 }
                 Some(highest) if sequence > *highest => {
@@ -718,6 +970,27 @@ impl Media {
             }
         }
     }
+}
+
+/// The server's SDP with its candidates pointing at `relay` instead, when there is one.
+fn via_relay(sdp: &str, relay: Option<SocketAddr>) -> String {
+    let Some(relay) = relay else {
+        return sdp.to_string();
+    };
+    sdp.split("\r\n")
+        .map(|line| {
+            if !line.starts_with("a=candidate:") {
+                return line.to_string();
+            }
+            let mut fields: Vec<String> = line.split(' ').map(String::from).collect();
+            if fields.len() > 5 {
+                fields[4] = relay.ip().to_string();
+                fields[5] = relay.port().to_string();
+            }
+            fields.join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
 }
 
 async fn run(
@@ -764,9 +1037,27 @@ async fn run(
             }
         }
         while let Some(TaggedRTCMessage { message, .. }) = media.pc.poll_read() {
-            if let RTCMessage::RtpPacket(track_id, packet) = message {
-                let mut o = lock(&observed);
-                media.on_rtp(&track_id, &packet, &mut o);
+            match message {
+                RTCMessage::RtpPacket(track_id, packet) => {
+                    let mut o = lock(&observed);
+                    media.on_rtp(&track_id, &packet, &mut o);
+                }
+                RTCMessage::RtcpPacket(_, packets) => {
+                    for packet in &packets {
+                        let any = packet.as_any();
+                        let ssrc = any
+                            .downcast_ref::<rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>()
+                            .map(|p| p.media_ssrc)
+                            .or_else(|| {
+                                any.downcast_ref::<rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest>()
+                                    .map(|f| f.media_ssrc)
+                            });
+                        if let Some(ssrc) = ssrc {
+                            media.keyframe_requested(ssrc);
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         let deadline = media
@@ -861,14 +1152,14 @@ async fn run(
                         }
                     }
                     Some("answer") => {
-                        let sdp = value["sdp"].as_str().unwrap_or_default().to_string();
+                        let sdp = via_relay(value["sdp"].as_str().unwrap_or_default(), options.media_relay);
                         if let Ok(answer) = RTCSessionDescription::answer(sdp) {
                             let _ = media.pc.set_remote_description(Instant::now(), answer);
                             media.learn_payload_types();
                         }
                     }
                     Some("offer") => {
-                        let sdp = value["sdp"].as_str().unwrap_or_default().to_string();
+                        let sdp = via_relay(value["sdp"].as_str().unwrap_or_default(), options.media_relay);
                         lock(&observed).last_server_offer = Some(sdp.clone());
                         let answered = (|| {
                             let offer = RTCSessionDescription::offer(sdp)?;

@@ -16,6 +16,19 @@
 // restart before the server declares the media dead.
 const DISCONNECTED_GRACE_MS = 1500;
 
+// The camera goes out as three simulcast layers, smallest first (the server
+// tells them apart by rid and sends each receiver the one that fits its
+// downlink and the size of its tile). From a 960×540 camera: 135, 270 and
+// 540 lines. Chromium sends all three only from 960×540 up (media.js asks
+// for that much).
+const CAMERA_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000, maxFramerate: 15 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 450_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_200_000 },
+];
+// A shared screen is one stream: sharp text matters more than motion.
+const SCREEN_ENCODING = [{ maxBitrate: 2_000_000, maxFramerate: 10 }];
+
 /** The participant id a remote stream belongs to, and whether it is their screen (`<id>~screen`). */
 export function streamOwner(streamId) {
   const screen = streamId.endsWith('~screen');
@@ -96,9 +109,13 @@ export class Call {
   start(localStream, tracks) {
     const init = { direction: 'sendonly', streams: [localStream] };
     this.audio = this.pc.addTransceiver(tracks.audio || 'audio', init);
-    this.video = this.pc.addTransceiver(tracks.video || 'video', init);
+    this.video = this.pc.addTransceiver(tracks.video || 'video', { ...init, sendEncodings: CAMERA_LAYERS });
     // The screen gets a stream of its own; the server renames it `<our id>~screen` anyway.
-    this.screen = this.pc.addTransceiver(tracks.screen || 'video', { direction: 'sendonly', streams: [new MediaStream()] });
+    this.screen = this.pc.addTransceiver(tracks.screen || 'video', {
+      direction: 'sendonly',
+      streams: [new MediaStream()],
+      sendEncodings: SCREEN_ENCODING,
+    });
     return this.enqueue(async () => {
       const offer = await this.pc.createOffer();
       await this.pc.setLocalDescription(offer);

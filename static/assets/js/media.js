@@ -9,8 +9,9 @@ const KINDS = ['audio', 'video'];
 function constraints(kind, deviceId) {
   const c =
     kind === 'video'
-      ? // Modest by default: meetings are many small tiles, and CPUs are shared.
-        { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 20, max: 30 } }
+      ? // Enough for three simulcast layers (call.js); more would cost every
+        // sender's CPU for a picture hardly anyone sees larger than a tile.
+        { width: { ideal: 960 }, height: { ideal: 540 }, frameRate: { ideal: 20, max: 30 } }
       : { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
   if (deviceId) c.deviceId = { exact: deviceId };
   return c;

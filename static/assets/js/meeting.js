@@ -30,6 +30,7 @@ import { Stage } from './stage.js';
 import * as storage from './storage.js';
 import { TileGrid } from './tiles.js';
 import { setPressed } from './toggles.js';
+import { ViewSizeReporter, shownHeight } from './viewsizes.js';
 
 const KINDS = ['audio', 'video'];
 const MESSAGE_TIMEOUT_MS = 10000;
@@ -101,6 +102,10 @@ export class Meeting {
     });
     this.screen = new ScreenShare();
     this.quality = new QualityIndicator($('quality'));
+    this.viewSizes = new ViewSizeReporter(
+      (m) => this.sig && this.sig.send(m),
+      () => this.shownHeights(),
+    );
     this.reconnector = new Reconnector({
       banner: $('reconnecting'),
       attempt: () => this.connect(),
@@ -387,6 +392,7 @@ export class Meeting {
     this.applyPermissions(msg.permissions, !back);
     this.setSpeaker(typeof msg.dominantSpeaker === 'string' ? msg.dominantSpeaker : null);
     this.startMedia({ restart: resumed });
+    this.viewSizes.start();
     // A resumed participant keeps the state the server last heard of, not the
     // one in this `join`: say ours again, in case it changed while we were away.
     if (resumed) this.announced = { audioMuted: null, videoMuted: null };
@@ -396,6 +402,25 @@ export class Meeting {
     if (back && this.screen.active) this.sig.send({ type: 'screen', active: true });
     this.updateControls();
     this.refreshPeople();
+  }
+
+  /**
+   * Stream id → the height (device pixels) each remote video is shown at now:
+   * every remote tile (0 when scrolled out of view), and the stage.
+   */
+  shownHeights() {
+    const heights = {};
+    const clip = $('tiles');
+    for (const id of this.participants.keys()) {
+      const tile = this.grid.get(id);
+      heights[id] = tile ? shownHeight(tile.root, clip) : 0;
+    }
+    const shown = this.stage.shown;
+    if (shown && shown.id !== 'self' && (shown.kind === 'screen' || shown.kind === 'camera')) {
+      const stream = shown.kind === 'screen' ? `${shown.id}~screen` : shown.id;
+      heights[stream] = Math.max(heights[stream] || 0, shownHeight(this.stage.root));
+    }
+    return heights;
   }
 
   /**
@@ -1063,6 +1088,7 @@ export class Meeting {
     if (this.call) this.call.close();
     this.call = null;
     this.quality.stop();
+    this.viewSizes.stop();
     for (const id of [...this.participants.keys()]) this.removeParticipant(id);
     this.lobby.clear();
     this.unmuteRequests.clear();
@@ -1078,6 +1104,7 @@ export class Meeting {
     this.reconnector.cancel();
     clearTimeout(this.attemptTimer);
     this.quality.stop();
+    this.viewSizes.stop();
     this.screen.stop();
     this.stage.setMode('grid');
     for (const id of [...this.participants.keys()]) this.stage.forget(id);

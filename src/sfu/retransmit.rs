@@ -1,0 +1,316 @@
+//! Answering a receiver's NACKs: resending lost packets from what was sent to it, without letting
+//! repair make the loss worse.
+//!
+//! Every media packet the SFU sends to a receiver is kept for a while (a ring per outgoing
+//! stream). A NACK names packets the receiver misses; each is resent if it is still kept, has
+//! not been resent in the last `HOLD_OFF` (a receiver that asks again before the first resend can
+//! have arrived would otherwise double it), and the stream's repair budget allows: resends may
+//! take at most a share of the receiver's bandwidth estimate. Without that cap a lossy narrow
+//! link is a feedback loop: loss brings NACKs, resends fill the link, more is lost. Padding
+//! (bandwidth probes) is never kept or resent.
+//!
+//! Sits in the `rtc` interceptor chain in place of its NACK responder, which resends without
+//! either limit. No allocation per packet beyond the clone of the packet kept.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::{
+    Attribute, AttributedPacket, Interceptor, Packet, StreamInfo, TaggedPacket,
+};
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtp;
+use rtc::sansio::Protocol;
+use rtc::shared::TransportContext;
+use rtc::shared::marshal::MarshalSize;
+
+use super::bandwidth::DownlinkReadings;
+
+/// Packets kept per outgoing stream: about a second of a 1.5 Mbit/s video.
+const HISTORY: usize = 512;
+/// A packet is not resent again sooner than this after its last resend.
+const HOLD_OFF: Duration = Duration::from_millis(100);
+/// Resends may use this share of the receiver's bandwidth estimate, or of what its link
+/// delivered lately if that is more (loss alone lowers the estimate, and repair is most needed
+/// exactly then)...
+const BUDGET_SHARE: f64 = 0.3;
+/// ...and this much in any case.
+const MIN_BUDGET_BPS: f64 = 30_000.0;
+/// How much unused budget may accumulate, in time at the budget's rate.
+const BUDGET_DEPTH: Duration = Duration::from_millis(250);
+
+struct Kept {
+    packet: rtp::Packet,
+    resent_at: Option<Instant>,
+}
+
+struct History {
+    ring: Vec<Option<Kept>>,
+}
+
+impl History {
+    fn new() -> Self {
+        Self {
+            ring: (0..HISTORY).map(|_| None).collect(),
+        }
+    }
+
+    fn slot(sequence: u16) -> usize {
+        sequence as usize % HISTORY
+    }
+}
+
+/// Resends what receivers report lost, within a hold-off and a budget.
+pub struct Retransmitter {
+    streams: HashMap<u32, History>,
+    downlink: Arc<DownlinkReadings>,
+    /// Bytes the budget allows now, and when it was last topped up.
+    allowance: f64,
+    topped_up: Option<Instant>,
+    resent: u64,
+    refused: u64,
+    read_queue: VecDeque<TaggedPacket>,
+    write_queue: VecDeque<TaggedPacket>,
+}
+
+impl Retransmitter {
+    pub fn new(downlink: Arc<DownlinkReadings>) -> Self {
+        Self {
+            streams: HashMap::new(),
+            downlink,
+            allowance: 0.0,
+            topped_up: None,
+            resent: 0,
+            refused: 0,
+            read_queue: VecDeque::new(),
+            write_queue: VecDeque::new(),
+        }
+    }
+
+    fn top_up(&mut self, now: Instant) {
+        let rate_bytes =
+            (BUDGET_SHARE * self.downlink.target_bps() as f64).max(MIN_BUDGET_BPS) / 8.0;
+        let elapsed = self
+            .topped_up
+            .map_or(BUDGET_DEPTH, |at| now.saturating_duration_since(at));
+        self.allowance = (self.allowance + rate_bytes * elapsed.as_secs_f64())
+            .min(rate_bytes * BUDGET_DEPTH.as_secs_f64());
+        self.topped_up = Some(now);
+    }
+
+    fn on_nack(&mut self, now: Instant, nack: &TransportLayerNack) {
+        self.top_up(now);
+        let Some(history) = self.streams.get_mut(&nack.media_ssrc) else {
+            return;
+        };
+        for pair in &nack.nacks {
+            let lost = std::iter::once(pair.packet_id).chain(
+                (0..16u16)
+                    .filter(|i| pair.lost_packets & (1 << i) != 0)
+                    .map(|i| pair.packet_id.wrapping_add(i + 1)),
+            );
+            for sequence in lost {
+                let Some(kept) = history.ring[History::slot(sequence)]
+                    .as_mut()
+                    .filter(|k| k.packet.header.sequence_number == sequence)
+                else {
+                    continue;
+                };
+                if kept
+                    .resent_at
+                    .is_some_and(|at| now.saturating_duration_since(at) < HOLD_OFF)
+                {
+                    continue;
+                }
+                let size = kept.packet.marshal_size() as f64;
+                if size > self.allowance {
+                    self.refused += 1;
+                    continue;
+                }
+                self.allowance -= size;
+                kept.resent_at = Some(now);
+                self.resent += 1;
+                self.write_queue.push_back(TaggedPacket {
+                    now,
+                    transport: TransportContext::default(),
+                    message: AttributedPacket::new(Packet::Rtp(kept.packet.clone()))
+                        .with(Attribute::Retransmission),
+                });
+            }
+        }
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for Retransmitter {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            for packet in packets {
+                if let Some(nack) = packet.as_any().downcast_ref::<TransportLayerNack>() {
+                    self.on_nack(msg.now, nack);
+                }
+            }
+        }
+        self.read_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read_queue.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtp(packet) = &msg.message.packet
+            && !packet.payload.is_empty()
+            && let Some(history) = self.streams.get_mut(&packet.header.ssrc)
+        {
+            history.ring[History::slot(packet.header.sequence_number)] = Some(Kept {
+                packet: packet.clone(),
+                resent_at: None,
+            });
+        }
+        self.write_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write_queue.pop_front()
+    }
+}
+
+impl Interceptor for Retransmitter {
+    fn bind_local_stream(&mut self, info: &StreamInfo) {
+        if info
+            .rtcp_feedback
+            .iter()
+            .any(|fb| fb.typ == "nack" && fb.parameter.is_empty())
+        {
+            self.streams.insert(info.ssrc, History::new());
+        }
+    }
+
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        self.streams.remove(&info.ssrc);
+    }
+
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair;
+
+    fn media(sequence: u16, bytes: usize) -> TaggedPacket {
+        TaggedPacket {
+            now: Instant::now(),
+            transport: TransportContext::default(),
+            message: AttributedPacket::new(Packet::Rtp(rtp::Packet {
+                header: rtp::header::Header {
+                    version: 2,
+                    ssrc: 7,
+                    sequence_number: sequence,
+                    ..Default::default()
+                },
+                payload: vec![0u8; bytes].into(),
+            })),
+        }
+    }
+
+    fn nack(now: Instant, first: u16, bitmap: u16) -> TaggedPacket {
+        TaggedPacket {
+            now,
+            transport: TransportContext::default(),
+            message: AttributedPacket::new(Packet::Rtcp(vec![Box::new(TransportLayerNack {
+                sender_ssrc: 1,
+                media_ssrc: 7,
+                nacks: vec![NackPair {
+                    packet_id: first,
+                    lost_packets: bitmap,
+                }],
+            })])),
+        }
+    }
+
+    fn resent(r: &mut Retransmitter) -> Vec<u16> {
+        let mut out = Vec::new();
+        while let Some(msg) = r.poll_write() {
+            if let Packet::Rtp(p) = &msg.message.packet
+                && msg.message.has(&Attribute::Retransmission)
+            {
+                out.push(p.header.sequence_number);
+            }
+        }
+        out
+    }
+
+    fn retransmitter(estimate_bps: u64) -> Retransmitter {
+        let readings = Arc::new(DownlinkReadings::default());
+        readings.set_target_for_test(estimate_bps);
+        let mut r = Retransmitter::new(readings);
+        r.bind_local_stream(&StreamInfo {
+            ssrc: 7,
+            rtcp_feedback: vec![rtc::interceptor::RTCPFeedback {
+                typ: "nack".into(),
+                parameter: String::new(),
+            }],
+            ..Default::default()
+        });
+        r
+    }
+
+    #[test]
+    fn a_lost_packet_is_resent_once_per_hold_off() {
+        let mut r = retransmitter(2_000_000);
+        for sequence in 100..110 {
+            r.handle_write(media(sequence, 1000)).unwrap();
+        }
+        let _ = resent(&mut r);
+        let t = Instant::now();
+        // 101, and 103 by the bitmap (bit 1 = 101 + 2).
+        r.handle_read(nack(t, 101, 0b10)).unwrap();
+        assert_eq!(resent(&mut r), vec![101, 103]);
+        r.handle_read(nack(t + Duration::from_millis(20), 101, 0))
+            .unwrap();
+        assert_eq!(resent(&mut r), Vec::<u16>::new(), "asked again too soon");
+        r.handle_read(nack(t + HOLD_OFF, 101, 0)).unwrap();
+        assert_eq!(resent(&mut r), vec![101]);
+        r.handle_read(nack(t + HOLD_OFF, 300, 0)).unwrap();
+        assert_eq!(resent(&mut r), Vec::<u16>::new(), "never sent");
+    }
+
+    #[test]
+    fn resends_stay_within_a_share_of_the_estimate() {
+        // 600 kbit/s: 30 % is 180 kbit/s; 250 ms of that is 5.6 kB, five packets of 1000 bytes
+        // and their headers.
+        let mut r = retransmitter(600_000);
+        for sequence in 0..40 {
+            r.handle_write(media(sequence, 1000)).unwrap();
+        }
+        let _ = resent(&mut r);
+        let t = Instant::now();
+        r.handle_read(nack(t, 0, 0xFFFF)).unwrap();
+        assert_eq!(resent(&mut r).len(), 5);
+        assert_eq!(r.refused, 12);
+        // A second later the budget has refilled, to its depth again.
+        r.handle_read(nack(t + Duration::from_secs(1), 20, 0xFFFF))
+            .unwrap();
+        assert_eq!(resent(&mut r).len(), 5);
+    }
+
+    #[test]
+    fn padding_is_never_kept() {
+        let mut r = retransmitter(2_000_000);
+        r.handle_write(media(5, 0)).unwrap();
+        let _ = resent(&mut r);
+        r.handle_read(nack(Instant::now(), 5, 0)).unwrap();
+        assert!(resent(&mut r).is_empty());
+    }
+}
