@@ -468,7 +468,7 @@ mod tests {
     }
 
     /// A probe cluster of 60 packets of 250 bytes sent over 50 ms (2.4 Mbit/s), arriving spread
-    /// over `arrival_span`.
+    /// over `arrival_span`, and two packets sent after it, whose feedback completes the cluster.
     fn cluster(
         readings: &DownlinkReadings,
         start: Instant,
@@ -477,7 +477,7 @@ mod tests {
     ) -> Vec<PacketReport> {
         let length = Duration::from_millis(50);
         readings.mark_probe(start, start + length);
-        (0..60u32)
+        let mut reports: Vec<PacketReport> = (0..60u32)
             .map(|i| PacketReport {
                 ssrc: 1,
                 id: first_id + i as u64,
@@ -490,7 +490,16 @@ mod tests {
                 arrival: Some(Duration::from_secs(100) + arrival_span * i / 59),
                 ecn: Default::default(),
             })
-            .collect()
+            .collect();
+        reports.extend(batch(
+            start + Duration::from_millis(60),
+            first_id + 60,
+            2,
+            Duration::from_millis(5),
+            (Duration::ZERO, 0),
+            None,
+        ));
+        reports
     }
 
     #[test]
@@ -500,16 +509,7 @@ mod tests {
         // 20 packets/s of 1200 bytes: 192 kbit/s, clean.
         let (t, id) = run(&mut e, (Instant::now(), 0), 3, 20, Duration::ZERO, None);
         assert_eq!(e.target_bitrate(), INITIAL_BPS);
-        let mut reports = cluster(&readings, t, id, Duration::from_millis(50));
-        // Feedback that reaches past the cluster completes it.
-        reports.extend(batch(
-            t + Duration::from_millis(60),
-            id + 60,
-            2,
-            Duration::from_millis(5),
-            (Duration::ZERO, 0),
-            None,
-        ));
+        let reports = cluster(&readings, t, id, Duration::from_millis(50));
         e.on_reports(t + Duration::from_millis(100), &reports);
         let probed = readings.probe_result_bps();
         // 2.4 Mbit/s of RTP, 2.8 with the overhead on the wire.
@@ -524,15 +524,7 @@ mod tests {
         let (t, id) = run(&mut e, (Instant::now(), 0), 3, 20, Duration::ZERO, None);
         let before = e.target_bitrate();
         // 15 kB through a 300 kbit/s link: 400 ms.
-        let mut reports = cluster(&readings, t, id, Duration::from_millis(400));
-        reports.extend(batch(
-            t + Duration::from_millis(60),
-            id + 60,
-            2,
-            Duration::from_millis(5),
-            (Duration::ZERO, 0),
-            None,
-        ));
+        let reports = cluster(&readings, t, id, Duration::from_millis(400));
         e.on_reports(t + Duration::from_millis(500), &reports);
         let probed = readings.probe_result_bps();
         assert!((250_000..400_000).contains(&probed), "{probed}");

@@ -795,7 +795,7 @@ impl Core {
     }
 
     /// Chooses the layer of every video source `key` receives, from its bandwidth estimate, the
-    /// sizes it shows them at and its last-N; starts or ends a bandwidth probe when it wants
+    /// sizes it shows them at and its last-N; judges the last probe and starts one when it wants
     /// more than the estimate allows.
     fn allocate_layers(&mut self, now: Instant, key: PeerKey) {
         let Some(peer) = self.peers.get(key) else {

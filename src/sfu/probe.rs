@@ -161,11 +161,10 @@ mod tests {
 
     fn bursts(p: &mut Probe, from: Instant) -> Vec<u64> {
         let mut sent = Vec::new();
-        let mut now = from;
         while let Some(at) = p.next_burst() {
-            assert!(p.take_burst(at - Duration::from_millis(1)).is_none() || at <= now);
-            now = at;
-            sent.push(p.take_burst(now).unwrap());
+            assert!(at >= from);
+            assert_eq!(p.take_burst(at - Duration::from_millis(1)), None, "early");
+            sent.push(p.take_burst(at).unwrap());
         }
         sent
     }
