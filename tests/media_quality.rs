@@ -200,13 +200,15 @@ async fn the_layer_follows_the_downlink_and_every_switch_is_seamless() {
     assert_eq!(o.video_height.get(&publisher.id), Some(&180));
 
     // The limit lifted: the top layer within 10 s.
+    let changes_while_limited = o.layer_changes.len();
     relay.shaping.rate_bps.store(0, Ordering::Relaxed);
     let took = layer_becomes(&receiver, &publisher.id, 720, Duration::from_secs(10)).await;
     eprintln!("top layer {took:?} after the limit was lifted");
 
     // Across every switch, one continuous stream: the new layer's first packet follows the old
-    // layer's last by one sequence number (a few, should the last packets before it be lost on
-    // the narrow link) and by less than a frame's time, never backwards.
+    // layer's last by one sequence number and by less than a frame's time, never backwards. On
+    // the narrow link the packets just before a switch down may be lost there, not skipped by the
+    // server: those switches may step further, but by no more than a second of the layer.
     let o = receiver.observed();
     eprintln!("layer changes: {:?}", o.layer_changes);
     assert!(
@@ -215,9 +217,14 @@ async fn the_layer_follows_the_downlink_and_every_switch_is_seamless() {
             .any(|c| c.from_height == 180 && c.to_height > 180),
         "no switch up was seen"
     );
-    for change in &o.layer_changes {
+    for (i, change) in o.layer_changes.iter().enumerate() {
+        let (most_step, most_ticks) = if i < changes_while_limited {
+            (64, 90_000)
+        } else {
+            (1, 9_000)
+        };
         assert!(
-            (1..=4).contains(&change.sequence_step) && change.timestamp_step <= 9_000,
+            (1..=most_step).contains(&change.sequence_step) && change.timestamp_step <= most_ticks,
             "a switch that is not seamless: {change:?}"
         );
     }
