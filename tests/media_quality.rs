@@ -336,3 +336,85 @@ async fn retransmissions_repair_a_lossy_downlink() {
     publisher.leave().await;
     receiver.leave().await;
 }
+
+/// The publishers whose video reached `receiver` during the next `window`.
+async fn videos_during(
+    receiver: &SimulatedParticipant,
+    publishers: &[&SimulatedParticipant],
+    window: Duration,
+) -> Vec<String> {
+    let before: Vec<u64> = publishers
+        .iter()
+        .map(|p| receiver.received_from(&p.id).video_packets)
+        .collect();
+    tokio::time::sleep(window).await;
+    publishers
+        .iter()
+        .zip(before)
+        .filter(|(p, packets)| receiver.received_from(&p.id).video_packets > *packets)
+        .map(|(p, _)| p.id.clone())
+        .collect()
+}
+
+/// Five participants with video, `media.last_n` = 2: every receiver gets two videos, and as
+/// the floor moves, the speaker's is always one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_last_n_two_in_a_room_of_five_everyone_gets_two_videos_and_the_speaker_among_them() {
+    let server = TestServer::start(&[("ZAAL__MEDIA__LAST_N", "2")]);
+    server.create_room("klas").await;
+    let mut everyone = Vec::new();
+    for name in ["Anna", "Bram", "Cato", "Dirk", "Eva"] {
+        let mut options = SimOptions::new(&server.base, "klas", name);
+        options.video_kbps = 200;
+        everyone.push(SimulatedParticipant::join(options).await.unwrap());
+    }
+    let all: Vec<&SimulatedParticipant> = everyone.iter().collect();
+    for speaker in [&everyone[3], &everyone[1]] {
+        for p in &everyone {
+            p.set_voice_level(if p.id == speaker.id { TALKING } else { SILENT });
+        }
+        everyone_sees(&all, &speaker.id).await;
+        for receiver in all.iter().filter(|p| p.id != speaker.id) {
+            let others: Vec<&SimulatedParticipant> = all
+                .iter()
+                .copied()
+                .filter(|p| p.id != receiver.id)
+                .collect();
+            let since = Instant::now();
+            while !videos_during(receiver, &others, Duration::from_millis(500))
+                .await
+                .contains(&speaker.id)
+            {
+                assert!(
+                    since.elapsed() < Duration::from_secs(10),
+                    "{} never got the speaker's video",
+                    receiver.id
+                );
+            }
+        }
+        // Over the next two seconds, nobody gets more than two videos, and everyone but the
+        // speaker gets the speaker's.
+        let windows = all.iter().map(|receiver| {
+            let others: Vec<&SimulatedParticipant> = all
+                .iter()
+                .copied()
+                .filter(|p| p.id != receiver.id)
+                .collect();
+            async move { videos_during(receiver, &others, Duration::from_secs(2)).await }
+        });
+        let got = futures_util::future::join_all(windows).await;
+        for (receiver, got) in all.iter().zip(got) {
+            assert!(got.len() <= 2, "{} got {} videos", receiver.id, got.len());
+            if receiver.id != speaker.id {
+                assert!(
+                    got.contains(&speaker.id),
+                    "{} lost the speaker's video",
+                    receiver.id
+                );
+            }
+        }
+    }
+    for p in everyone {
+        p.leave().await;
+    }
+}

@@ -48,7 +48,10 @@ impl VoiceMeter {
         let loudness = f32::from(127 - level);
         let floor = match self.noise_floor {
             Some(floor) if loudness >= floor => (floor + FLOOR_RISE_DB_PER_FRAME).min(loudness),
-            _ => loudness,
+            Some(_) => loudness,
+            // Someone may already be talking when their first frame arrives: the floor starts
+            // no higher than the quietest speech and climbs to a real background from there.
+            None => loudness.min(f32::from(127 - QUIETEST_SPEECH_DBOV)),
         };
         self.noise_floor = Some(floor);
         self.frames = self.frames.saturating_add(1);
@@ -114,6 +117,23 @@ mod tests {
         feed(&mut meter, [30, 35, 127, 28, 40]);
         assert_eq!(meter.take_share(), 0.8);
         assert_eq!(meter.take_share(), 0.0, "nothing since the last report");
+    }
+
+    #[test]
+    fn someone_talking_from_the_first_frame_is_voiced() {
+        let mut meter = VoiceMeter::new(1);
+        feed(&mut meter, [30; 50]);
+        assert_eq!(meter.take_share(), 1.0);
+    }
+
+    #[test]
+    fn a_background_present_from_the_first_frame_is_soon_not_speech() {
+        let mut meter = VoiceMeter::new(1);
+        // A fan at −50 dBov from the start: at most the first frames count.
+        feed(&mut meter, [50; 10]);
+        assert!(meter.take_share() <= 0.1);
+        feed(&mut meter, [50; 50]);
+        assert_eq!(meter.take_share(), 0.0);
     }
 
     #[test]
