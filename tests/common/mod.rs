@@ -202,6 +202,24 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failed test shows what the bridge saw (identifiers only), which is most of what a
+        // media failure on a loaded machine can be understood from.
+        if std::thread::panicking() {
+            let Ok(entries) = std::fs::read_dir(self.logs_dir()) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("bridge") {
+                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    let lines: Vec<&str> = text.lines().collect();
+                    eprintln!("--- {name} (last 80 lines)");
+                    for line in &lines[lines.len().saturating_sub(80)..] {
+                        eprintln!("{line}");
+                    }
+                }
+            }
+        }
     }
 }
 
