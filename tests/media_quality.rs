@@ -8,7 +8,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::relay::ShapingRelay;
-use common::{TestServer, eventually};
+use common::{TestServer, eventually, media_flows};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 use zaal::simulated::{SimOptions, SimulatedParticipant};
 
 /// Someone talking into a headset, in −dBov.
@@ -413,6 +415,90 @@ async fn with_last_n_two_in_a_room_of_five_everyone_gets_two_videos_and_the_spea
                 );
             }
         }
+    }
+    for p in everyone {
+        p.leave().await;
+    }
+}
+
+/// The `maxHeight` of the last `send-video` a participant was told: `None` if never told,
+/// `Some(None)` for every layer.
+fn told_max_height(p: &SimulatedParticipant) -> Option<Option<u64>> {
+    p.observed()
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m["type"] == "send-video")
+        .map(|m| m["maxHeight"].as_u64())
+}
+
+/// With `media.last_n` = 1 in a room of three, one camera is received by nobody: its publisher is
+/// told to pause it, and to send again once it is wanted. A publisher whose receivers show it
+/// small is told how small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cameras_nobody_receives_are_paused_at_the_publisher() {
+    let server = TestServer::start(&[("ZAAL__MEDIA__LAST_N", "1")]);
+    server.create_room("klas").await;
+    let mut everyone = Vec::new();
+    for name in ["Anna", "Bram", "Cato"] {
+        let mut options = SimOptions::new(&server.base, "klas", name);
+        options.simulcast = true;
+        options.video_kbps = 400;
+        everyone.push(SimulatedParticipant::join(options).await.unwrap());
+    }
+    let [anna, bram, cato] = [&everyone[0], &everyone[1], &everyone[2]];
+    anna.set_voice_level(TALKING);
+    everyone_sees(&[anna, bram, cato], &anna.id).await;
+
+    // Bram and Cato get Anna's camera; Anna gets one of theirs; the other is nobody's.
+    let idle = eventually(
+        "a camera nobody receives to be paused",
+        Duration::from_secs(10),
+        || {
+            [bram, cato]
+                .into_iter()
+                .find(|p| told_max_height(p) == Some(Some(0)))
+        },
+    )
+    .await;
+    let watched = if idle.id == bram.id { cato } else { bram };
+    assert_ne!(told_max_height(watched), Some(Some(0)));
+    assert_ne!(told_max_height(anna), Some(Some(0)));
+    media_flows(anna, &watched.id).await;
+
+    // Both show Anna in tiles 150 lines tall: she is told to send no layer above the first that
+    // tall (180 lines), and they go from her top layer to that one.
+    for receiver in [bram, cato] {
+        layer_becomes(receiver, &anna.id, 720, Duration::from_secs(15)).await;
+    }
+    for receiver in [bram, cato] {
+        receiver.send_raw(Message::text(
+            json!({"type": "receive-video", "heights": {anna.id.clone(): 150}}).to_string(),
+        ));
+    }
+    anna.wait_for("Anna to be told 150 lines", Duration::from_secs(10), |o| {
+        o.messages
+            .iter()
+            .any(|m| m["type"] == "send-video" && m["maxHeight"] == 150)
+    })
+    .await
+    .unwrap();
+    for receiver in [bram, cato] {
+        layer_becomes(receiver, &anna.id, 180, Duration::from_secs(5)).await;
+    }
+
+    // The paused one speaks: it is told to send again, and the others get its camera.
+    anna.set_voice_level(SILENT);
+    idle.set_voice_level(TALKING);
+    everyone_sees(&[anna, bram, cato], &idle.id).await;
+    eventually(
+        "the paused camera to be wanted again",
+        Duration::from_secs(5),
+        || matches!(told_max_height(idle), Some(None) | Some(Some(1..))).then_some(()),
+    )
+    .await;
+    for receiver in [anna, watched] {
+        media_flows(receiver, &idle.id).await;
     }
     for p in everyone {
         p.leave().await;

@@ -39,6 +39,7 @@ use super::demux::Directory;
 use super::forward::{NegotiatedCodec, Rewrite};
 use super::frame::{VideoCodec, keyframe_start};
 use super::keyframe::KeyframeThrottle;
+use super::pause::Demand;
 use super::peer::{AUDIO_LEVEL_URI, Negotiation, OutgoingTrack, Peer, PeerKey, SourceKey};
 use super::rtcp::is_keyframe_request;
 use super::simulcast_sdp::keep_simulcast_bindings;
@@ -130,6 +131,8 @@ struct Subscriber {
     switch: LayerSwitch,
     /// The payload type of the last video packet sent, which padding packets carry too.
     payload_type: u8,
+    /// How much of a camera this subscriber takes, for pausing layers nobody takes.
+    demand: Demand,
 }
 
 pub struct Engine {
@@ -754,8 +757,11 @@ impl Core {
         if self.maintenance_ticks.is_multiple_of(ALLOCATION_TICKS) {
             self.measure_layers(now);
             let keys: Vec<PeerKey> = self.peers.iter().map(|(k, _)| k).collect();
-            for key in keys {
+            for &key in &keys {
                 self.allocate_layers(now, key);
+            }
+            for key in keys {
+                self.tell_camera_demand(now, key);
             }
         }
         let voices: Vec<(ParticipantId, f32)> = self
@@ -765,6 +771,40 @@ impl Core {
             .collect();
         if !voices.is_empty() {
             let _ = self.events.send(SfuEvent::Voice(voices));
+        }
+    }
+
+    /// Tells a publisher's client when the camera layers its receivers take change, so that it
+    /// pauses the ones nobody takes (all of them when last-N, hidden tiles or a moderator's
+    /// video mute leave nobody).
+    fn tell_camera_demand(&mut self, now: Instant, key: PeerKey) {
+        let Some(peer) = self.peers.get(key) else {
+            return;
+        };
+        let camera = peer.published.iter().find_map(|&source_key| {
+            let source = self.sources.get(source_key)?;
+            (source.kind == RtpCodecKind::Video && !source.screen).then_some(source)
+        });
+        let Some(camera) = camera else {
+            return;
+        };
+        let demand = if peer.forward_video {
+            camera
+                .subscribers
+                .iter()
+                .map(|s| s.demand)
+                .max()
+                .unwrap_or(Demand::Nothing)
+        } else {
+            Demand::Nothing
+        };
+        let Some(peer) = self.peers.get_mut(key) else {
+            return;
+        };
+        if let Some(told) = peer.camera_demand.update(now, demand) {
+            (peer.signals)(PeerSignal::SendVideo {
+                max_height: told.max_height(),
+            });
         }
     }
 
@@ -877,10 +917,14 @@ impl Core {
         let chosen = by_estimate;
         let mut keyframes = Vec::new();
         let mut layer_switches = 0;
-        for (&(_, _, source_key), choice) in order.iter().zip(&chosen) {
+        for (rank, (&(_, _, source_key), choice)) in order.iter().zip(&chosen).enumerate() {
             if let Some(source) = self.sources.get_mut(source_key)
                 && let Some(subscriber) = source.subscribers.iter_mut().find(|s| s.peer == key)
             {
+                subscriber.demand = Demand::of_receiver(
+                    last_n.is_none_or(|n| rank < n),
+                    candidates[rank].shown_height,
+                );
                 layer_switches += subscriber.switch.switches();
                 if subscriber.switch.target() != *choice {
                     subscriber.switch.set_target(*choice);
@@ -1316,6 +1360,7 @@ impl Core {
             rewrite: None,
             switch: LayerSwitch::default(),
             payload_type: 0,
+            demand: Demand::Everything,
         });
         true
     }

@@ -14,6 +14,7 @@ mod engine;
 mod forward;
 mod frame;
 mod keyframe;
+mod pause;
 mod peer;
 mod probe;
 mod retransmit;
@@ -55,6 +56,10 @@ pub enum PeerSignal {
     Offer(String),
     /// Negotiation could not proceed; the reason is for developers.
     NegotiationFailed(String),
+    /// The tallest camera picture any receiver takes: the client encodes layers up to the
+    /// first at least this tall and pauses the rest; `Some(0)`: nobody receives the camera,
+    /// `None`: every layer.
+    SendVideo { max_height: Option<u16> },
 }
 
 /// A trickled ICE candidate from a client.

@@ -34,6 +34,7 @@ use rtc::shared::error::Error as RtcError;
 
 use super::SignalSink;
 use super::bandwidth::{DownlinkEstimator, DownlinkReadings};
+use super::pause::PublisherDemand;
 use super::probe::Probe;
 use super::retransmit::Retransmitter;
 use super::rtcp::KeyframeRequestTap;
@@ -106,6 +107,8 @@ pub struct Peer {
     /// The most videos the client asked to receive.
     pub last_n: Option<usize>,
     pub allocations: u32,
+    /// What the client was told about the camera layers it needs to send.
+    pub camera_demand: PublisherDemand,
 }
 
 fn random_string(len: usize) -> String {
@@ -292,6 +295,7 @@ impl Peer {
             shown_heights: HashMap::new(),
             last_n: None,
             allocations: 0,
+            camera_demand: PublisherDemand::default(),
         })
     }
 }

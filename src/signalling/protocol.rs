@@ -669,6 +669,12 @@ pub enum Outbound {
     Answer {
         sdp: String,
     },
+    /// The camera layers the client needs to send: those up to the first at least `max_height`
+    /// lines tall; 0 pauses them all, `null` sends every layer.
+    #[serde(rename_all = "camelCase")]
+    SendVideo {
+        max_height: Option<u16>,
+    },
     #[serde(rename_all = "camelCase")]
     Error {
         code: &'static str,
@@ -827,6 +833,12 @@ mod tests {
             e.to_json(),
             r#"{"type":"error","code":"room-not-found","message":"no"}"#
         );
+        let pause = Outbound::SendVideo {
+            max_height: Some(0),
+        };
+        assert_eq!(pause.to_json(), r#"{"type":"send-video","maxHeight":0}"#);
+        let all = Outbound::SendVideo { max_height: None };
+        assert_eq!(all.to_json(), r#"{"type":"send-video","maxHeight":null}"#);
     }
 
     #[test]

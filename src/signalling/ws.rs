@@ -473,6 +473,9 @@ fn outbound(
         },
         ParticipantEvent::Media(PeerSignal::Offer(sdp)) => Outbound::Offer { sdp },
         ParticipantEvent::Media(PeerSignal::Answer(sdp)) => Outbound::Answer { sdp },
+        ParticipantEvent::Media(PeerSignal::SendVideo { max_height }) => {
+            Outbound::SendVideo { max_height }
+        }
         ParticipantEvent::Media(PeerSignal::NegotiationFailed(reason)) => {
             Outbound::error(&ProtocolError::new(ErrorCode::NegotiationFailed, reason))
         }

@@ -471,6 +471,8 @@ struct Stream {
     height: u16,
     /// The next frame is a keyframe (the first one, or one a receiver asked for).
     keyframe_due: bool,
+    /// Sent at all: the server pauses layers nobody receives (`send-video`).
+    active: bool,
 }
 
 /// The simulcast layers: rid, share of the top layer's bitrate, height.
@@ -626,6 +628,7 @@ impl Media {
                     share: *share,
                     height: *height,
                     keyframe_due: true,
+                    active: true,
                 })
                 .collect();
             let encodings = layers
@@ -763,6 +766,11 @@ impl Media {
             return;
         };
         for stream in &mut out.streams {
+            if !stream.active {
+                // The capture clock runs on while the encoder is paused.
+                stream.timestamp = stream.timestamp.wrapping_add(90 * 20);
+                continue;
+            }
             let bytes = (bytes as f32 * stream.share) as usize;
             let packets = bytes.div_ceil(MAX_VIDEO_PAYLOAD).max(1);
             let header = if video { VIDEO_HEADER } else { 0 };
@@ -825,6 +833,30 @@ impl Media {
             stream.timestamp = stream
                 .timestamp
                 .wrapping_add(if video { 90 * 20 } else { 48 * 20 });
+        }
+    }
+
+    /// Sends only the camera layers up to the first at least `max_height` tall (none for 0, all
+    /// for `None`), as a browser does when the server says `send-video`. A layer that starts
+    /// again starts with a keyframe.
+    fn send_video(&mut self, max_height: Option<u16>) {
+        let streams = &mut self.video.streams;
+        let cut = match max_height {
+            None => u16::MAX,
+            Some(0) => 0,
+            Some(wanted) => streams
+                .iter()
+                .map(|s| s.height)
+                .filter(|h| *h >= wanted)
+                .min()
+                .unwrap_or(u16::MAX),
+        };
+        for stream in streams {
+            let active = stream.height <= cut && cut > 0;
+            if active && !stream.active {
+                stream.keyframe_due = true;
+            }
+            stream.active = active;
         }
     }
 
@@ -1150,6 +1182,9 @@ async fn run(
                             let m = json!({"type": "offer", "sdp": offer});
                             let _ = ws_tx.send(Message::text(m.to_string())).await;
                         }
+                    }
+                    Some("send-video") => {
+                        media.send_video(value["maxHeight"].as_u64().map(|h| h.min(u16::MAX.into()) as u16));
                     }
                     Some("answer") => {
                         let sdp = via_relay(value["sdp"].as_str().unwrap_or_default(), options.media_relay);

@@ -1,6 +1,7 @@
-// Browser test of simulcast (issue 6): four Chromium pages in one room, each
-// publishing its camera as three simulcast layers, each decoding the other
-// three; and the layer a receiver gets follows the size of its tiles.
+// Browser test of simulcast: four Chromium pages in one room, each publishing
+// its camera as three simulcast layers, each decoding the other three; the
+// layer a receiver gets follows the size of its tiles; and layers no receiver
+// takes are paused at the publisher.
 //
 //   node --test tests/browser/simulcast.test.mjs
 //
@@ -21,8 +22,13 @@ let browser = null;
 let session = null;
 const pages = new Map();
 
+// Large enough that the others' tiles are taller than the middle layer, so
+// that every publisher is asked for all three.
+const LARGE = { width: 1280, height: 800 };
+const SMALL = { width: 640, height: 480 };
+
 async function enter(name, { host = false } = {}) {
-  const { page } = await browser.open(name, { session: host ? session : null });
+  const { page } = await browser.open(name, { session: host ? session : null, viewport: LARGE });
   await page.goto(`${zaal.base}/${ROOM}#name=${encodeURIComponent(name)}&autojoin=1&camera=on&mic=on`);
   log(`${name} opened ${ROOM}${host ? ' as the host' : ''}`);
   return page;
@@ -109,15 +115,57 @@ test('the layer a receiver gets follows the size it shows the video at', { timeo
   // smallest layer (135 lines) fills them. A larger window makes larger tiles
   // and brings a larger layer; back to 640×480, the smallest again.
   const anna = pages.get(NAMES[0]);
-  await anna.setViewportSize({ width: 1280, height: 800 });
   const tall = await waitUntil('Anna to decode the others at more than the smallest layer', async () => {
     const heights = await inboundHeights(anna);
     return { ok: heights.length === 3 && Math.max(...heights) > 135, state: heights };
   }, { timeout: 30000 });
-  await anna.setViewportSize({ width: 640, height: 480 });
+  await anna.setViewportSize(SMALL);
   const small = await waitUntil('Anna to decode only small layers', async () => {
     const heights = await inboundHeights(anna);
     return { ok: heights.length === 3 && Math.max(...heights) <= 135, state: heights };
   }, { timeout: 30000 });
   log(`Anna decoded ${tall.join(', ')} lines in 1280×800 and ${small.join(', ')} in 640×480`);
+});
+
+test('layers no receiver takes are paused at the publisher, and resume when one does', { timeout: 90000 }, async () => {
+  // Everyone in a small window: nobody shows anyone taller than the smallest
+  // layer, so every publisher is told to send that one only.
+  for (const name of NAMES) await pages.get(name).setViewportSize(SMALL);
+  const onlySmallest = (layers) => layers.q && layers.q.active && layers.h && !layers.h.active && layers.f && !layers.f.active;
+  for (const name of NAMES) {
+    const page = pages.get(name);
+    const layers = await waitUntil(`${name} to pause its two larger layers`, async () => {
+      const now = await outboundLayers(page);
+      return { ok: onlySmallest(now), state: now };
+    }, { timeout: 30000 });
+    // Paused means no bytes: what h and f sent stays where it is.
+    const later = await waitUntil(`${name}'s smallest layer to go on`, async () => {
+      const now = await outboundLayers(page);
+      return { ok: now.q.bytesSent > layers.q.bytesSent, state: now };
+    }, { timeout: 10000 });
+    assert.equal(later.h.bytesSent, layers.h.bytesSent, `${name}'s h layer still sends`);
+    assert.equal(later.f.bytesSent, layers.f.bytesSent, `${name}'s f layer still sends`);
+  }
+  // The receivers still decode every camera, at the smallest layer.
+  for (const name of NAMES) {
+    const heights = await inboundHeights(pages.get(name));
+    assert.equal(heights.length, NAMES.length - 1, `${name} decodes ${heights.length} videos`);
+  }
+  log('every publisher sends only its smallest layer while all windows are small');
+
+  // Anna enlarges her window: the others are asked for their larger layers
+  // again, and she gets them.
+  const anna = pages.get(NAMES[0]);
+  await anna.setViewportSize(LARGE);
+  for (const name of NAMES.slice(1)) {
+    await waitUntil(`${name} to send its larger layers again`, async () => {
+      const now = await outboundLayers(pages.get(name));
+      return { ok: ['q', 'h', 'f'].every((r) => now[r] && now[r].active), state: now };
+    }, { timeout: 20000 });
+  }
+  const heights = await waitUntil('Anna to decode the others above the smallest layer', async () => {
+    const now = await inboundHeights(anna);
+    return { ok: now.length === 3 && Math.min(...now) > 135, state: now };
+  }, { timeout: 30000 });
+  log(`after Anna enlarged her window she decodes ${heights.join(', ')} lines`);
 });

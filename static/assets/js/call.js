@@ -29,6 +29,22 @@ const CAMERA_LAYERS = [
 // A shared screen is one stream: sharp text matters more than motion.
 const SCREEN_ENCODING = [{ maxBitrate: 2_000_000, maxFramerate: 10 }];
 
+/**
+ * Which camera layers to encode when the server says no receiver takes a
+ * picture taller than `maxHeight` (`send-video`, docs/protocol.md): every
+ * layer up to the first at least that tall; none for 0; all for null.
+ * `trackHeight` is the camera's height in lines (a layer is that divided by
+ * its scaleResolutionDownBy); returns one flag per encoding.
+ */
+export function cameraLayersToSend(encodings, trackHeight, maxHeight) {
+  if (maxHeight === null || maxHeight === undefined) return encodings.map(() => true);
+  if (maxHeight === 0) return encodings.map(() => false);
+  const heights = encodings.map((e) => Math.round((trackHeight || 540) / (e.scaleResolutionDownBy || 1)));
+  const tallEnough = heights.filter((h) => h >= maxHeight);
+  const cut = tallEnough.length ? Math.min(...tallEnough) : Infinity;
+  return heights.map((h) => h <= cut);
+}
+
 /** The participant id a remote stream belongs to, and whether it is their screen (`<id>~screen`). */
 export function streamOwner(streamId) {
   const screen = streamId.endsWith('~screen');
@@ -149,7 +165,34 @@ export class Call {
   replaceTrack(kind, track) {
     const transceiver = this[kind];
     if (!transceiver || this.closed) return Promise.resolve();
-    return transceiver.sender.replaceTrack(track).catch(() => {});
+    const replaced = transceiver.sender.replaceTrack(track).catch(() => {});
+    // Another camera may have another height: the layers to send follow it.
+    if (kind === 'video') replaced.then(() => this.enqueue(() => this.applyCameraLayers()));
+    return replaced;
+  }
+
+  /**
+   * Encodes only the camera layers some receiver takes, as the server tells
+   * (`send-video`): a camera nobody watches costs no uplink at all.
+   */
+  sendVideo(maxHeight) {
+    this.cameraMaxHeight = maxHeight;
+    return this.enqueue(() => this.applyCameraLayers());
+  }
+
+  async applyCameraLayers() {
+    const sender = this.video && this.video.sender;
+    if (!sender) return;
+    const params = sender.getParameters();
+    if (!params.encodings || params.encodings.length === 0) return;
+    const height = sender.track ? sender.track.getSettings().height : 0;
+    const active = cameraLayersToSend(params.encodings, height, this.cameraMaxHeight);
+    if (params.encodings.every((e, i) => e.active === active[i])) return;
+    params.encodings.forEach((e, i) => {
+      e.active = active[i];
+    });
+    // A browser that refuses leaves every layer on: more uplink, never a broken call.
+    await sender.setParameters(params).catch(() => {});
   }
 
   close() {

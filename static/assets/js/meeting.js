@@ -263,6 +263,9 @@ export class Meeting {
       case 'answer':
         if (this.call) this.call.handleAnswer(msg.sdp);
         break;
+      case 'send-video':
+        if (this.call) this.call.sendVideo(msg.maxHeight);
+        break;
       case 'role':
         this.onRole(msg);
         break;
