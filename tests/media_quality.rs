@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::relay::ShapingRelay;
-use common::{TestServer, eventually, media_flows};
+use common::{TestServer, eventually, eventually_async, media_flows};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use zaal::simulated::{SimOptions, SimulatedParticipant};
@@ -432,6 +432,21 @@ fn told_max_height(p: &SimulatedParticipant) -> Option<Option<u64>> {
         .map(|m| m["maxHeight"].as_u64())
 }
 
+/// One figure from `/metrics`, by its series (name and labels).
+async fn metric(server: &TestServer, series: &str) -> u64 {
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
+        .parse()
+        .unwrap()
+}
+
 /// With `media.last_n` = 1 in a room of three, one camera is received by nobody: its publisher is
 /// told to pause it, and to send again once it is wanted. A publisher whose receivers show it
 /// small is told how small.
@@ -465,6 +480,33 @@ async fn cameras_nobody_receives_are_paused_at_the_publisher() {
     assert_ne!(told_max_height(watched), Some(Some(0)));
     assert_ne!(told_max_height(anna), Some(Some(0)));
     media_flows(anna, &watched.id).await;
+    // The operator sees it, without knowing whose: one camera paused, three streams forwarded.
+    eventually_async("the figures to show the paused camera", || async {
+        (metric(&server, "zaal_cameras_paused").await == 1).then_some(())
+    })
+    .await;
+    let forwarded = [
+        r#"zaal_video_streams_forwarded{layer="lowest"}"#,
+        r#"zaal_video_streams_forwarded{layer="middle"}"#,
+        r#"zaal_video_streams_forwarded{layer="highest"}"#,
+    ];
+    eventually_async("three video streams forwarded", || async {
+        let mut sum = 0;
+        for series in forwarded {
+            sum += metric(&server, series).await;
+        }
+        (sum == 3).then_some(())
+    })
+    .await;
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for p in [anna, bram, cato] {
+        assert!(!text.contains(&p.id), "the figures name a participant");
+    }
 
     // Both show Anna in tiles 150 lines tall: she is told to send no layer above the first that
     // tall (180 lines), and they go from her top layer to that one.
@@ -486,6 +528,10 @@ async fn cameras_nobody_receives_are_paused_at_the_publisher() {
     for receiver in [bram, cato] {
         layer_becomes(receiver, &anna.id, 180, Duration::from_secs(5)).await;
     }
+    eventually_async("Anna's two receivers on her lowest layer", || async {
+        (metric(&server, forwarded[0]).await >= 2).then_some(())
+    })
+    .await;
 
     // The paused one speaks: it is told to send again, and the others get its camera.
     anna.set_voice_level(SILENT);

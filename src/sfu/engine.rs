@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -46,7 +46,7 @@ use super::simulcast_sdp::keep_simulcast_bindings;
 use super::socket::{MediaSocket, RecvBuffers};
 use super::switch::LayerSwitch;
 use super::voice::VoiceMeter;
-use super::{ClientSignal, PeerSignal, SfuCommand, SfuCounters, SfuEvent};
+use super::{ClientSignal, PeerSignal, QualityFigures, SfuCommand, SfuCounters, SfuEvent};
 use crate::focus::ParticipantId;
 use crate::privacy::BRIDGE;
 
@@ -166,6 +166,8 @@ struct Core {
     last_n: Option<usize>,
     maintenance_ticks: u32,
     last_allocation: Instant,
+    /// Allocation rounds since the start, for reports every so many.
+    quality_rounds: u32,
 }
 
 impl Engine {
@@ -198,6 +200,7 @@ impl Engine {
                 gone_reported: Vec::new(),
                 last_n,
                 maintenance_ticks: 0,
+                quality_rounds: 0,
                 last_allocation: Instant::now(),
             },
         })
@@ -763,6 +766,7 @@ impl Core {
             for key in keys {
                 self.tell_camera_demand(now, key);
             }
+            self.refresh_quality_figures();
         }
         let voices: Vec<(ParticipantId, f32)> = self
             .sources
@@ -805,6 +809,115 @@ impl Core {
             (peer.signals)(PeerSignal::SendVideo {
                 max_height: told.max_height(),
             });
+        }
+    }
+
+    /// Counts receivers and forwarded streams into the figures `/metrics` shows (no identifiers);
+    /// now and then, each camera's figures go to the bridge stream by participant id.
+    fn refresh_quality_figures(&mut self) {
+        let figures = &self.counters.quality;
+        let mut by_estimate = [0u64; 4];
+        let mut by_loss = [0u64; 3];
+        let mut cameras_paused = 0;
+        for (_, peer) in &self.peers {
+            let estimate = peer.downlink.target_bps();
+            let band = QualityFigures::ESTIMATE_BANDS
+                .iter()
+                .position(|(_, limit)| estimate <= *limit)
+                .unwrap_or(3);
+            by_estimate[band] += 1;
+            if peer.downlink.has_feedback() {
+                let loss = peer.downlink.loss();
+                let band = QualityFigures::LOSS_BANDS
+                    .iter()
+                    .position(|(_, limit)| loss < *limit)
+                    .unwrap_or(2);
+                by_loss[band] += 1;
+            }
+            if peer.camera_demand.told() == Some(Demand::Nothing) {
+                cameras_paused += 1;
+            }
+        }
+        let mut by_layer = [0u64; 4];
+        let (mut held_back, mut published, mut forwarded) = (0, 0, 0);
+        for (_, source) in &self.sources {
+            if source.kind != RtpCodecKind::Video {
+                continue;
+            }
+            published += source.layers.iter().map(|l| l.bitrate_bps).sum::<u64>();
+            for subscriber in &source.subscribers {
+                let Some(current) = subscriber.switch.current() else {
+                    if subscriber.demand != Demand::Nothing && subscriber.switch.target().is_none()
+                    {
+                        held_back += 1;
+                    }
+                    continue;
+                };
+                let Some(layer) = source.layers.iter().find(|l| l.ssrc == current) else {
+                    continue;
+                };
+                forwarded += layer.bitrate_bps;
+                let below = source
+                    .layers
+                    .iter()
+                    .filter(|l| (l.height, l.bitrate_bps) < (layer.height, layer.bitrate_bps))
+                    .count();
+                let rank = match (source.layers.len(), below) {
+                    (1, _) => 3,
+                    (_, 0) => 0,
+                    (n, b) if b + 1 == n => 2,
+                    _ => 1,
+                };
+                by_layer[rank] += 1;
+            }
+        }
+        let store = |counter: &AtomicU64, value: u64| counter.store(value, Ordering::Relaxed);
+        for (counter, value) in figures.receivers_by_estimate.iter().zip(by_estimate) {
+            store(counter, value);
+        }
+        for (counter, value) in figures.receivers_by_loss.iter().zip(by_loss) {
+            store(counter, value);
+        }
+        for (counter, value) in figures.video_streams_by_layer.iter().zip(by_layer) {
+            store(counter, value);
+        }
+        store(&figures.video_streams_held_back, held_back);
+        store(&figures.cameras_paused, cameras_paused);
+        store(&figures.video_published_bps, published);
+        store(&figures.video_forwarded_bps, forwarded);
+
+        self.quality_rounds += 1;
+        if !self.quality_rounds.is_multiple_of(DOWNLINK_REPORT_EVERY) {
+            return;
+        }
+        for (_, source) in &self.sources {
+            if source.kind != RtpCodecKind::Video {
+                continue;
+            }
+            let mut layers: Vec<(Option<u16>, u64)> = source
+                .layers
+                .iter()
+                .map(|l| (l.height, l.bitrate_bps))
+                .collect();
+            layers.sort_unstable();
+            let Some(peer) = self.peers.get(source.publisher) else {
+                continue;
+            };
+            let told = if source.screen {
+                None
+            } else {
+                peer.camera_demand.told()
+            };
+            info!(
+                target: BRIDGE,
+                event = "uplink",
+                participant = %source.participant,
+                screen = source.screen,
+                layer_heights = ?layers.iter().map(|l| l.0.unwrap_or(0)).collect::<Vec<_>>(),
+                layer_bps = ?layers.iter().map(|l| l.1).collect::<Vec<_>>(),
+                receivers = source.subscribers.iter().filter(|s| s.switch.current().is_some()).count(),
+                max_height_told = ?told.map(Demand::max_height),
+            );
         }
     }
 

@@ -139,6 +139,43 @@ pub struct SfuCounters {
     pub datagrams_out: AtomicU64,
     pub send_errors: AtomicU64,
     pub peers: AtomicU64,
+    pub quality: QualityFigures,
+}
+
+/// Media quality across every receiver and source, refreshed after each allocation round
+/// (twice a second): counts and sums, never who.
+#[derive(Debug, Default)]
+pub struct QualityFigures {
+    /// Receivers by downlink estimate: up to 300 kbit/s, 1 Mbit/s, 3 Mbit/s, and above.
+    pub receivers_by_estimate: [AtomicU64; 4],
+    /// Receivers (with congestion feedback) by the loss it reports: under 2 %, under 10 %, more.
+    pub receivers_by_loss: [AtomicU64; 3],
+    /// Video streams being forwarded, by layer: the source's lowest, a middle one, its highest,
+    /// or the only one of a source without simulcast.
+    pub video_streams_by_layer: [AtomicU64; 4],
+    /// Video streams a receiver takes (last-N and its tiles let them in) that its estimate holds
+    /// back.
+    pub video_streams_held_back: AtomicU64,
+    /// Cameras told to pause every layer, because nobody receives them.
+    pub cameras_paused: AtomicU64,
+    /// The video publishers send now, and what the SFU forwards of it, in bit/s.
+    pub video_published_bps: AtomicU64,
+    pub video_forwarded_bps: AtomicU64,
+}
+
+impl QualityFigures {
+    pub const ESTIMATE_BANDS: [(&'static str, u64); 4] = [
+        ("300k", 300_000),
+        ("1M", 1_000_000),
+        ("3M", 3_000_000),
+        ("above", u64::MAX),
+    ];
+    pub const LOSS_BANDS: [(&'static str, f64); 3] = [
+        ("under_2pct", 0.02),
+        ("under_10pct", 0.10),
+        ("above", f64::INFINITY),
+    ];
+    pub const LAYERS: [&'static str; 4] = ["lowest", "middle", "highest", "only"];
 }
 
 impl SfuCounters {

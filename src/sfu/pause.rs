@@ -55,6 +55,11 @@ pub struct PublisherDemand {
 }
 
 impl PublisherDemand {
+    /// What the client was told last (`None`: nothing yet, so it sends every layer).
+    pub fn told(&self) -> Option<Demand> {
+        self.told
+    }
+
     /// Takes the receivers' combined demand now; returns a demand to tell the client, if any.
     pub fn update(&mut self, now: Instant, demand: Demand) -> Option<Demand> {
         let told = self.told.unwrap_or(Demand::Everything);

@@ -4,11 +4,12 @@ use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::focus::FocusStats;
-use crate::sfu::SfuCounters;
+use crate::sfu::{QualityFigures, SfuCounters};
 
 /// Renders a scrape from the focus's counts and the SFU's counters.
 pub fn render(focus: &FocusStats, sfu: &SfuCounters) -> String {
@@ -73,10 +74,81 @@ pub fn render(focus: &FocusStats, sfu: &SfuCounters) -> String {
         "RTP payload bytes forwarded to subscribers",
         counter(&sfu.rtp_bytes_forwarded),
     );
+    register_quality(&mut registry, &sfu.quality);
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &registry);
     out
+}
+
+/// Media quality across receivers and sources: counts by band and layer, and sums; the bridge
+/// stream has the same figures per participant.
+fn register_quality(registry: &mut Registry, q: &QualityFigures) {
+    let gauge = |value: &AtomicU64| {
+        let g = Gauge::<i64>::default();
+        g.set(i64::try_from(SfuCounters::get(value)).unwrap_or(i64::MAX));
+        g
+    };
+    let family = |label: &'static str, bands: &mut dyn Iterator<Item = (&str, &AtomicU64)>| {
+        let f = Family::<[(&'static str, String); 1], Gauge<i64>>::default();
+        for (band, value) in bands {
+            f.get_or_create(&[(label, band.to_string())])
+                .set(i64::try_from(SfuCounters::get(value)).unwrap_or(i64::MAX));
+        }
+        f
+    };
+    registry.register(
+        "receivers_by_downlink_estimate",
+        "Receivers by their downlink estimate, up to the band's bit/s",
+        family(
+            "up_to",
+            &mut QualityFigures::ESTIMATE_BANDS
+                .iter()
+                .map(|(name, _)| *name)
+                .zip(&q.receivers_by_estimate),
+        ),
+    );
+    registry.register(
+        "receivers_by_downlink_loss",
+        "Receivers with congestion feedback, by the loss it reports",
+        family(
+            "loss",
+            &mut QualityFigures::LOSS_BANDS
+                .iter()
+                .map(|(name, _)| *name)
+                .zip(&q.receivers_by_loss),
+        ),
+    );
+    registry.register(
+        "video_streams_forwarded",
+        "Video streams forwarded now, by the simulcast layer each receiver gets",
+        family(
+            "layer",
+            &mut QualityFigures::LAYERS
+                .into_iter()
+                .zip(&q.video_streams_by_layer),
+        ),
+    );
+    registry.register(
+        "video_streams_held_back",
+        "Video streams receivers would show that their downlink estimate holds back",
+        gauge(&q.video_streams_held_back),
+    );
+    registry.register(
+        "cameras_paused",
+        "Cameras told to pause, because nobody receives them",
+        gauge(&q.cameras_paused),
+    );
+    registry.register(
+        "video_published_bps",
+        "Video bitrate publishers send now, in bit/s",
+        gauge(&q.video_published_bps),
+    );
+    registry.register(
+        "video_forwarded_bps",
+        "Video bitrate forwarded to receivers now, in bit/s",
+        gauge(&q.video_forwarded_bps),
+    );
 }
 
 #[cfg(test)]
@@ -98,6 +170,11 @@ mod tests {
         assert!(text.contains("zaal_conferences 2"), "{text}");
         assert!(text.contains("zaal_participants 5"));
         assert!(text.contains("zaal_rtp_packets_forwarded_total 42"));
+        assert!(
+            text.contains(r#"zaal_video_streams_forwarded{layer="highest"} 0"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"zaal_receivers_by_downlink_estimate{up_to="300k"} 0"#));
         assert!(text.ends_with("# EOF\n"));
     }
 }
