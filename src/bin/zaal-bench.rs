@@ -49,6 +49,10 @@ struct Args {
     /// Time between the last join and the start of the measurement
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     warmup: Duration,
+    /// The server's `media.last_n` (most videos per receiver; 0: no limit) for a server the
+    /// tool starts itself; its configured default otherwise
+    #[arg(long)]
+    last_n: Option<u32>,
     /// Write the results here as JSON
     #[arg(long)]
     json: Option<PathBuf>,
@@ -109,7 +113,11 @@ fn room_name(i: usize) -> String {
     format!("bench-{}", i + 1)
 }
 
-fn start_server(rooms: usize, participants: usize) -> Result<(OwnServer, String, u32), String> {
+fn start_server(
+    rooms: usize,
+    participants: usize,
+    last_n: Option<u32>,
+) -> Result<(OwnServer, String, u32), String> {
     let dir = tempfile_dir::TempDir::new().map_err(|e| e.to_string())?;
     let data = dir.path().join("data");
     let store = Store::open(&data).map_err(|e| e.to_string())?;
@@ -136,6 +144,7 @@ fn start_server(rooms: usize, participants: usize) -> Result<(OwnServer, String,
             "ZAAL__FOCUS__MAX_PARTICIPANTS",
             (participants + 1).max(2).to_string(),
         )
+        .envs(last_n.map(|n| ("ZAAL__MEDIA__LAST_N", n.to_string())))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -258,7 +267,7 @@ async fn run(args: Args) -> Result<(), String> {
     let (_own, server, pid) = match (&args.server, args.server_pid) {
         (Some(url), Some(pid)) => (None, url.trim_end_matches('/').to_string(), pid),
         _ => {
-            let (own, url, pid) = start_server(args.rooms, args.participants)?;
+            let (own, url, pid) = start_server(args.rooms, args.participants, args.last_n)?;
             (Some(own), url, pid)
         }
     };

@@ -27,8 +27,10 @@ use rtc::shared::marshal::MarshalSize;
 
 use super::bandwidth::DownlinkReadings;
 
-/// Packets kept per outgoing stream: about a second of a 1.5 Mbit/s video.
-const HISTORY: usize = 512;
+/// Packets kept per outgoing stream: about a second of a 2.5 Mbit/s video, longer at lower rates;
+/// a resend later than that comes after the receiver's jitter buffer has given the packet up.
+/// Each kept packet holds its payload's buffer, so this is most of a receiver's memory.
+const HISTORY: usize = 256;
 /// A packet is not resent again sooner than this after its last resend.
 const HOLD_OFF: Duration = Duration::from_millis(100);
 /// Resends may use this share of the receiver's bandwidth estimate, or of what its link
