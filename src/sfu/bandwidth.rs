@@ -127,6 +127,8 @@ impl DownlinkReadings {
 struct DeliveredRate {
     arrivals: VecDeque<(Duration, usize)>,
     bytes: usize,
+    /// The latest arrival seen (reordered packets arrive in no particular order).
+    latest: Duration,
 }
 
 /// A span shorter than this is too short to call a rate.
@@ -136,9 +138,9 @@ impl DeliveredRate {
     fn add(&mut self, arrival: Duration, size: usize) {
         self.arrivals.push_back((arrival, size));
         self.bytes += size;
-        let latest = self.arrivals.iter().map(|a| a.0).max().unwrap_or(arrival);
+        self.latest = self.latest.max(arrival);
         while let Some(&(at, size)) = self.arrivals.front() {
-            if latest.saturating_sub(at) <= RATE_WINDOW {
+            if self.latest.saturating_sub(at) <= RATE_WINDOW {
                 break;
             }
             self.arrivals.pop_front();
@@ -148,8 +150,7 @@ impl DeliveredRate {
 
     fn rate_bps(&self) -> Option<f64> {
         let (first, first_size) = *self.arrivals.front()?;
-        let last = self.arrivals.iter().map(|a| a.0).max()?;
-        let span = last.saturating_sub(first);
+        let span = self.latest.saturating_sub(first);
         (span >= MIN_RATE_SPAN).then(|| (self.bytes - first_size) as f64 * 8.0 / span.as_secs_f64())
     }
 }

@@ -117,8 +117,10 @@ impl Probe {
         }
         // Wanting more than it gets is what counts, not wanting more than the estimate: the
         // allocator adds a layer only with a margin to spare, so an estimate just above what
-        // the receiver wants can still hold a video back.
-        let wants_more = wanted as f64 > 1.1 * sending as f64;
+        // the receiver wants can still hold a video back. And any shortfall counts: both rates
+        // come from the same measured layers, so they differ only when a layer is held back,
+        // and one video of fifteen is a small share of the rate but a whole tile.
+        let wants_more = wanted > sending;
         if !wants_more || sending == 0 || self.next_allowed.is_some_and(|t| now < t) {
             return None;
         }
@@ -253,6 +255,14 @@ mod tests {
             None
         );
         assert_eq!(p.outcomes(), (1, 0));
+    }
+
+    #[test]
+    fn a_receiver_one_video_of_fifteen_short_is_probed() {
+        let t = Instant::now();
+        let mut p = Probe::default();
+        let w = p.update(t, 7_900_000, 7_560_000, 8_100_000).unwrap();
+        assert_eq!(w.goal_bps, 12_150_000);
     }
 
     #[test]
