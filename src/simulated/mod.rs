@@ -295,7 +295,7 @@ impl SimulatedParticipant {
         .map_err(|_| SimError::Timeout("joined"))??;
 
         let observed = Arc::new(Mutex::new(Observed::default()));
-        let socket = UdpSocket::bind(SocketAddr::new(options.local_ip, 0)).await?;
+        let socket = media_socket(SocketAddr::new(options.local_ip, 0))?;
         let mut media = Media::new(&options, socket.local_addr()?)?;
         if joined["type"] == "joined" {
             on_joined(&joined, &mut lock(&observed));
@@ -415,6 +415,22 @@ impl SimulatedParticipant {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The participant's UDP socket, with a receive buffer of a second of a busy room's video: many
+/// participants share one process, which may not get the CPU for a while, and the default
+/// buffer (a fifth of a second at 8 Mbit/s) would then drop what the server sent.
+fn media_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    // The system may cap it (net.core.rmem_max); a smaller buffer still works.
+    let _ = socket.set_recv_buffer_size(1 << 20);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
 }
 
 /// Takes in what `joined` says.
