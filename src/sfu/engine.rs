@@ -818,7 +818,7 @@ impl Core {
         let figures = &self.counters.quality;
         let mut by_estimate = [0u64; 4];
         let mut by_loss = [0u64; 3];
-        let mut cameras_paused = 0;
+        let (mut cameras_paused, mut held_back) = (0, 0);
         for (_, peer) in &self.peers {
             let estimate = peer.downlink.target_bps();
             let band = QualityFigures::ESTIMATE_BANDS
@@ -837,9 +837,10 @@ impl Core {
             if peer.camera_demand.told() == Some(Demand::Nothing) {
                 cameras_paused += 1;
             }
+            held_back += peer.videos_held_back as u64;
         }
         let mut by_layer = [0u64; 4];
-        let (mut held_back, mut published, mut forwarded) = (0, 0, 0);
+        let (mut published, mut forwarded) = (0, 0);
         for (_, source) in &self.sources {
             if source.kind != RtpCodecKind::Video {
                 continue;
@@ -847,10 +848,6 @@ impl Core {
             published += source.layers.iter().map(|l| l.bitrate_bps).sum::<u64>();
             for subscriber in &source.subscribers {
                 let Some(current) = subscriber.switch.current() else {
-                    if subscriber.demand != Demand::Nothing && subscriber.switch.target().is_none()
-                    {
-                        held_back += 1;
-                    }
                     continue;
                 };
                 let Some(layer) = source.layers.iter().find(|l| l.ssrc == current) else {
@@ -1027,6 +1024,14 @@ impl Core {
         {
             peer.downlink.mark_probe(window.start, window.end);
         }
+        let held_back = by_estimate
+            .iter()
+            .zip(&unconstrained)
+            .filter(|(by_estimate, unconstrained)| by_estimate.is_none() && unconstrained.is_some())
+            .count();
+        if let Some(peer) = self.peers.get_mut(key) {
+            peer.videos_held_back = held_back;
+        }
         let chosen = by_estimate;
         let mut keyframes = Vec::new();
         let mut layer_switches = 0;
@@ -1041,9 +1046,12 @@ impl Core {
                 layer_switches += subscriber.switch.switches();
                 if subscriber.switch.target() != *choice {
                     subscriber.switch.set_target(*choice);
-                    if subscriber.switch.waiting_for_keyframe() {
-                        keyframes.push(source_key);
-                    }
+                }
+                // Asked again every round until it comes (the throttle keeps it to one per layer
+                // per half second): a keyframe request can be lost, or come while the encoder
+                // restarts, and a switch without its keyframe never happens.
+                if subscriber.switch.waiting_for_keyframe() {
+                    keyframes.push(source_key);
                 }
             }
         }

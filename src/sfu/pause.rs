@@ -51,6 +51,7 @@ impl Demand {
 pub struct PublisherDemand {
     /// `None` until the first notice: a client starts sending every layer.
     told: Option<Demand>,
+    /// Since when the demand has stayed below what was told, and the largest it was meanwhile.
     shrinking: Option<(Demand, Instant)>,
 }
 
@@ -71,23 +72,19 @@ impl PublisherDemand {
             self.told = Some(demand);
             return Some(demand);
         }
-        match self.shrinking {
-            // A different smaller demand starts its own wait, unless it only shrinks further
-            // below what was already waiting (that one has held, at least as much).
-            Some((waiting, since)) if demand <= waiting => {
-                if now.saturating_duration_since(since) >= SHRINK_AFTER {
-                    self.shrinking = None;
-                    self.told = Some(demand);
-                    return Some(demand);
-                }
-                self.shrinking = Some((demand, since));
-                None
-            }
-            _ => {
-                self.shrinking = Some((demand, now));
-                None
-            }
+        let (largest, since) = match self.shrinking {
+            Some((waiting, since)) => (waiting.max(demand), since),
+            None => (demand, now),
+        };
+        if now.saturating_duration_since(since) < SHRINK_AFTER {
+            self.shrinking = Some((largest, since));
+            return None;
         }
+        // The largest demand of the whole wait has held for its length: that much can go. A
+        // smaller one now starts a wait of its own.
+        self.told = Some(largest);
+        self.shrinking = (demand < largest).then_some((demand, now));
+        Some(largest)
     }
 }
 
@@ -153,21 +150,38 @@ mod tests {
     }
 
     #[test]
-    fn a_demand_that_shrinks_further_while_waiting_keeps_its_start() {
+    fn what_is_told_after_a_wait_is_the_largest_demand_during_it() {
         let t = Instant::now();
         let mut p = PublisherDemand::default();
         assert_eq!(p.update(t, Demand::UpTo(360)), None);
-        assert_eq!(p.update(t + SHRINK_AFTER / 2, Demand::UpTo(180)), None);
+        // Nobody at all, just before the wait ends: the 360 of the whole wait goes first.
+        assert_eq!(p.update(t + SHRINK_AFTER * 9 / 10, Demand::Nothing), None);
+        assert_eq!(
+            p.update(t + SHRINK_AFTER, Demand::Nothing),
+            Some(Demand::UpTo(360))
+        );
+        // The pause waits its own full time from when it began.
+        let began = t + SHRINK_AFTER;
+        assert_eq!(p.update(began + SHRINK_AFTER / 2, Demand::Nothing), None);
+        assert_eq!(
+            p.update(began + SHRINK_AFTER, Demand::Nothing),
+            Some(Demand::Nothing)
+        );
+    }
+
+    #[test]
+    fn a_demand_that_grows_back_below_what_was_told_waits_with_the_rest() {
+        let t = Instant::now();
+        let mut p = PublisherDemand::default();
+        assert_eq!(p.update(t, Demand::UpTo(180)), None);
+        assert_eq!(p.update(t + SHRINK_AFTER / 2, Demand::UpTo(360)), None);
         assert_eq!(
             p.update(t + SHRINK_AFTER, Demand::UpTo(180)),
-            Some(Demand::UpTo(180))
+            Some(Demand::UpTo(360))
         );
-        // One that grows back above the waiting one, still below what was told, waits anew.
-        assert_eq!(p.update(t + SHRINK_AFTER * 2, Demand::Nothing), None);
-        assert_eq!(p.update(t + SHRINK_AFTER * 3, Demand::UpTo(100)), None);
         assert_eq!(
-            p.update(t + SHRINK_AFTER * 4, Demand::UpTo(100)),
-            Some(Demand::UpTo(100))
+            p.update(t + SHRINK_AFTER * 2, Demand::UpTo(180)),
+            Some(Demand::UpTo(180))
         );
     }
 }

@@ -109,6 +109,8 @@ pub struct Peer {
     pub allocations: u32,
     /// What the client was told about the camera layers it needs to send.
     pub camera_demand: PublisherDemand,
+    /// Videos it would get (last-N and its tiles let them in) that its estimate holds back.
+    pub videos_held_back: usize,
 }
 
 fn random_string(len: usize) -> String {
@@ -296,6 +298,7 @@ impl Peer {
             last_n: None,
             allocations: 0,
             camera_demand: PublisherDemand::default(),
+            videos_held_back: 0,
         })
     }
 }

@@ -23,9 +23,10 @@ pub const BURST_GAP: Duration = Duration::from_millis(10);
 const REACH: f64 = 3.0;
 /// Enough for the receiver's feedback on the cluster to come back.
 const FEEDBACK_WAIT: Duration = Duration::from_millis(600);
-/// A probe succeeded when the estimate rose at least this much, or came near the cluster's goal.
+/// A probe succeeded when the estimate rose at least this much, or covered this share of the way
+/// to the cluster's goal (a goal close to the estimate asks for less than a 25 % rise).
 const SUCCESS_RISE: f64 = 1.25;
-const SUCCESS_SHARE_OF_GOAL: f64 = 0.8;
+const SUCCESS_SHARE_OF_GOAL: f64 = 0.5;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const AFTER_SUCCESS: Duration = Duration::from_millis(300);
@@ -111,9 +112,10 @@ impl Probe {
             if now < running.judge_at {
                 return None;
             }
-            let enough = (SUCCESS_RISE * running.estimate_at_start as f64)
-                .min(SUCCESS_SHARE_OF_GOAL * running.goal as f64);
-            self.finish(now, estimate as f64 >= enough);
+            let start = running.estimate_at_start as f64;
+            let rise_needed = ((SUCCESS_RISE - 1.0) * start)
+                .min(SUCCESS_SHARE_OF_GOAL * (running.goal as f64 - start));
+            self.finish(now, estimate as f64 - start >= rise_needed);
         }
         // Wanting more than it gets is what counts, not wanting more than the estimate: the
         // allocator adds a layer only with a margin to spare, so an estimate just above what

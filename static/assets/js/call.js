@@ -65,6 +65,7 @@ export class Call {
     this.queue = Promise.resolve();
     this.closed = false;
     this.failed = false;
+    this.answered = false;
     this.disconnectTimer = 0;
     // No iceServers: Zaal never uses a third-party STUN/TURN server; the
     // server is ICE-lite and reachable on its one UDP port.
@@ -146,6 +147,7 @@ export class Call {
       // An answer meant for a connection we have replaced finds us in another state: not ours.
       if (this.pc.signalingState !== 'have-local-offer') return;
       await this.pc.setRemoteDescription({ type: 'answer', sdp });
+      this.answered = true;
     });
   }
 
@@ -176,8 +178,13 @@ export class Call {
    * (`send-video`): a camera nobody watches costs no uplink at all.
    */
   sendVideo(maxHeight) {
-    this.cameraMaxHeight = maxHeight;
-    return this.enqueue(() => this.applyCameraLayers());
+    return this.enqueue(() => {
+      // Before our answer, a `send-video` was meant for the connection this one replaced (the
+      // server's demands for this one come once its media flows, after the answer).
+      if (!this.answered) return undefined;
+      this.cameraMaxHeight = maxHeight;
+      return this.applyCameraLayers();
+    });
   }
 
   async applyCameraLayers() {
