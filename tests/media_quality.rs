@@ -547,3 +547,49 @@ async fn cameras_nobody_receives_are_paused_at_the_publisher() {
         p.leave().await;
     }
 }
+
+/// With `media.last_n` = 1, a shared screen takes the one place before its owner's camera; once
+/// the sharing stops, the camera gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screen_no_longer_shared_gives_its_place_to_the_camera() {
+    let server = TestServer::start(&[("ZAAL__MEDIA__LAST_N", "1")]);
+    server.create_room("klas").await;
+    let mut options = SimOptions::new(&server.base, "klas", "Anna");
+    options.send_screen = true;
+    let anna = SimulatedParticipant::join(options).await.unwrap();
+    let bram = join(&server, "Bram").await;
+    let screen = format!("{}~screen", anna.id);
+    let videos = || {
+        (
+            bram.received_from(&screen).video_packets,
+            bram.received_from(&anna.id).video_packets,
+        )
+    };
+    eventually("Bram to get Anna's screen", Duration::from_secs(15), || {
+        (videos().0 > 10).then_some(())
+    })
+    .await;
+    // The camera may come first, until the screen's first packets; then the screen has the place.
+    let since = Instant::now();
+    loop {
+        let (screen_before, camera_before) = videos();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (screen_after, camera_after) = videos();
+        if screen_after > screen_before && camera_after == camera_before {
+            break;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "the screen never had the place to itself"
+        );
+    }
+
+    anna.stop_screen();
+    let before = videos().1;
+    eventually("Bram to get Anna's camera", Duration::from_secs(10), || {
+        (videos().1 > before + 20).then_some(())
+    })
+    .await;
+    anna.leave().await;
+    bram.leave().await;
+}

@@ -959,6 +959,21 @@ impl Core {
                 if source.kind != RtpCodecKind::Video {
                     return None;
                 }
+                // A screen no longer shared, or a camera switched off, takes no last-N place; a
+                // camera this server paused (or is resuming) keeps its place, or it could never
+                // be wanted again.
+                let live = source
+                    .layers
+                    .iter()
+                    .any(|l| now.saturating_duration_since(l.last_packet) < LAYER_IDLE);
+                let paused_here = !source.screen
+                    && self
+                        .peers
+                        .get(source.publisher)
+                        .is_some_and(|p| p.camera_demand.paused_or_resuming(now));
+                if !live && !paused_here {
+                    return None;
+                }
                 let position = peer
                     .plan
                     .iter()
@@ -968,7 +983,15 @@ impl Core {
             })
             .collect();
         order.sort_unstable();
-        let audio_streams = peer.outgoing.len() - order.len();
+        let audio_streams = peer
+            .outgoing
+            .keys()
+            .filter(|&&k| {
+                self.sources
+                    .get(k)
+                    .is_some_and(|s| s.kind == RtpCodecKind::Audio)
+            })
+            .count();
         let candidates: Vec<Candidate> = order
             .iter()
             .map(|&(_, _, source_key)| {

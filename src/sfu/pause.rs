@@ -51,6 +51,7 @@ impl Demand {
 pub struct PublisherDemand {
     /// `None` until the first notice: a client starts sending every layer.
     told: Option<Demand>,
+    told_at: Option<Instant>,
     /// Since when the demand has stayed below what was told, and the largest it was meanwhile.
     shrinking: Option<(Demand, Instant)>,
 }
@@ -59,6 +60,15 @@ impl PublisherDemand {
     /// What the client was told last (`None`: nothing yet, so it sends every layer).
     pub fn told(&self) -> Option<Demand> {
         self.told
+    }
+
+    /// Whether the camera is paused on this server's word, or was told to resume so recently
+    /// that its first packets may not be in yet.
+    pub fn paused_or_resuming(&self, now: Instant) -> bool {
+        self.told == Some(Demand::Nothing)
+            || self
+                .told_at
+                .is_some_and(|at| now.saturating_duration_since(at) < SHRINK_AFTER)
     }
 
     /// Takes the receivers' combined demand now; returns a demand to tell the client, if any.
@@ -70,6 +80,7 @@ impl PublisherDemand {
                 return None;
             }
             self.told = Some(demand);
+            self.told_at = Some(now);
             return Some(demand);
         }
         let (largest, since) = match self.shrinking {
@@ -83,6 +94,7 @@ impl PublisherDemand {
         // The largest demand of the whole wait has held for its length: that much can go. A
         // smaller one now starts a wait of its own.
         self.told = Some(largest);
+        self.told_at = Some(now);
         self.shrinking = (demand < largest).then_some((demand, now));
         Some(largest)
     }

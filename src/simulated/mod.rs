@@ -206,6 +206,7 @@ enum Control {
     DropNetwork,
     DropWebSocket,
     Voice(u8),
+    StopScreen,
 }
 
 /// A running simulated participant.
@@ -365,6 +366,11 @@ impl SimulatedParticipant {
     /// from now on; 127 at first. About −30 dBov is someone talking.
     pub fn set_voice_level(&self, level: u8) {
         let _ = self.control.send(Control::Voice(level.min(127)));
+    }
+
+    /// Stops sharing the screen (its track stays negotiated, as a browser's does).
+    pub fn stop_screen(&self) {
+        let _ = self.control.send(Control::StopScreen);
     }
 
     /// Stops sending media but stays connected.
@@ -1055,6 +1061,7 @@ async fn run(
     let mut buf = vec![0u8; 2048];
     let mut send_audio = options.send_audio;
     let mut send_video = options.send_video;
+    let mut send_screen = true;
     let video_bytes_per_tick = (options.video_kbps as usize * 1000 / 8) / 50;
     let mut tick_count: u64 = 0;
     let mut network_down = false;
@@ -1141,7 +1148,7 @@ async fn run(
                     media.send_frame(Which::Video, video_bytes_per_tick * 2, now);
                 }
                 // A screen: five frames a second.
-                if tick_count.is_multiple_of(10) {
+                if send_screen && tick_count.is_multiple_of(10) {
                     media.send_frame(Which::Screen, video_bytes_per_tick * 4, now);
                 }
             }
@@ -1165,6 +1172,7 @@ async fn run(
                 }
                 Some(Control::DropNetwork) => network_down = true,
                 Some(Control::Voice(level)) => media.voice_level = level,
+                Some(Control::StopScreen) => send_screen = false,
                 Some(Control::DropWebSocket) => {
                     let _ = ws_tx.close().await;
                     ws_alive = false;
