@@ -1,7 +1,7 @@
 //! Answering a receiver's NACKs: resending lost packets from what was sent to it, without letting
 //! repair make the loss worse.
 //!
-//! Every media packet the SFU sends to a receiver is kept for a while (a ring per outgoing
+//! Every media packet the SFU sends to a receiver is kept for a second (at most 256 per outgoing
 //! stream). A NACK names packets the receiver misses; each is resent if it is still kept, has
 //! not been resent in the last `HOLD_OFF` (a receiver that asks again before the first resend can
 //! have arrived would otherwise double it), and the stream's repair budget allows: resends may
@@ -27,10 +27,12 @@ use rtc::shared::marshal::MarshalSize;
 
 use super::bandwidth::DownlinkReadings;
 
-/// Packets kept per outgoing stream: about a second of a 2.5 Mbit/s video, longer at lower rates;
-/// a resend later than that comes after the receiver's jitter buffer has given the packet up.
-/// Each kept packet holds its payload's buffer, so this is most of a receiver's memory.
+/// The most packets kept per outgoing stream: a second of a 2.5 Mbit/s video.
 const HISTORY: usize = 256;
+/// How long a packet is kept: a resend later than this comes after the receiver's jitter buffer
+/// has given the packet up. Each kept packet holds its payload's buffer, so keeping by time (a
+/// 500 kbit/s camera needs about 60) rather than by count is most of a receiver's memory.
+const HISTORY_AGE: Duration = Duration::from_secs(1);
 /// A packet is not resent again sooner than this after its last resend.
 const HOLD_OFF: Duration = Duration::from_millis(100);
 /// Resends may use this share of the receiver's bandwidth estimate, or of what its link
@@ -43,23 +45,50 @@ const MIN_BUDGET_BPS: f64 = 30_000.0;
 const BUDGET_DEPTH: Duration = Duration::from_millis(250);
 
 struct Kept {
+    sent_at: Instant,
     packet: rtp::Packet,
     resent_at: Option<Instant>,
 }
 
+/// The packets sent on one stream within the last [`HISTORY_AGE`], oldest first.
+#[derive(Default)]
 struct History {
-    ring: Vec<Option<Kept>>,
+    kept: VecDeque<Kept>,
 }
 
 impl History {
-    fn new() -> Self {
-        Self {
-            ring: (0..HISTORY).map(|_| None).collect(),
+    fn keep(&mut self, now: Instant, packet: &rtp::Packet) {
+        while let Some(oldest) = self.kept.front() {
+            if self.kept.len() < HISTORY
+                && now.saturating_duration_since(oldest.sent_at) <= HISTORY_AGE
+            {
+                break;
+            }
+            self.kept.pop_front();
         }
+        self.kept.push_back(Kept {
+            sent_at: now,
+            packet: packet.clone(),
+            resent_at: None,
+        });
     }
 
-    fn slot(sequence: u16) -> usize {
-        sequence as usize % HISTORY
+    fn find(&mut self, sequence: u16) -> Option<&mut Kept> {
+        // Sequence numbers run on one by one, so the place is a subtraction away; a gap (padding
+        // is never kept) sends the search through the rest.
+        let newest = self.kept.back()?.packet.header.sequence_number;
+        let behind = newest.wrapping_sub(sequence) as usize;
+        let guess = self.kept.len().checked_sub(behind + 1);
+        match guess {
+            Some(at) if self.kept[at].packet.header.sequence_number == sequence => {
+                self.kept.get_mut(at)
+            }
+            _ => self
+                .kept
+                .iter_mut()
+                .rev()
+                .find(|k| k.packet.header.sequence_number == sequence),
+        }
     }
 }
 
@@ -113,10 +142,7 @@ impl Retransmitter {
                     .map(|i| pair.packet_id.wrapping_add(i + 1)),
             );
             for sequence in lost {
-                let Some(kept) = history.ring[History::slot(sequence)]
-                    .as_mut()
-                    .filter(|k| k.packet.header.sequence_number == sequence)
-                else {
+                let Some(kept) = history.find(sequence) else {
                     continue;
                 };
                 if kept
@@ -172,10 +198,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for Retransmitter {
             && !packet.payload.is_empty()
             && let Some(history) = self.streams.get_mut(&packet.header.ssrc)
         {
-            history.ring[History::slot(packet.header.sequence_number)] = Some(Kept {
-                packet: packet.clone(),
-                resent_at: None,
-            });
+            history.keep(msg.now, packet);
         }
         self.write_queue.push_back(msg);
         Ok(())
@@ -193,7 +216,7 @@ impl Interceptor for Retransmitter {
             .iter()
             .any(|fb| fb.typ == "nack" && fb.parameter.is_empty())
         {
-            self.streams.insert(info.ssrc, History::new());
+            self.streams.insert(info.ssrc, History::default());
         }
     }
 
@@ -305,6 +328,38 @@ mod tests {
         r.handle_read(nack(t + Duration::from_secs(1), 20, 0xFFFF))
             .unwrap();
         assert_eq!(resent(&mut r).len(), 5);
+    }
+
+    #[test]
+    fn packets_are_kept_for_a_second_and_at_most_a_few_hundred() {
+        let mut r = retransmitter(50_000_000);
+        let t = Instant::now();
+        let at = |sequence: u16, when: Instant| {
+            let mut m = media(sequence, 100);
+            m.now = when;
+            m
+        };
+        r.handle_write(at(1, t)).unwrap();
+        r.handle_write(at(2, t + HISTORY_AGE / 2)).unwrap();
+        // Past the age, the first goes when the next is kept.
+        r.handle_write(at(3, t + HISTORY_AGE + Duration::from_millis(1)))
+            .unwrap();
+        let _ = resent(&mut r);
+        let later = t + HISTORY_AGE * 2;
+        r.handle_read(nack(later, 1, 0b11)).unwrap();
+        assert_eq!(resent(&mut r), vec![2, 3]);
+        // Never more than HISTORY, however fast they come; across a wrap of the numbers too.
+        let now = Instant::now();
+        for i in 0..(HISTORY as u16 + 10) {
+            r.handle_write(at(65_500u16.wrapping_add(i), now)).unwrap();
+        }
+        let _ = resent(&mut r);
+        assert_eq!(r.streams[&7].kept.len(), HISTORY);
+        r.handle_read(nack(now, 65_500, 0)).unwrap();
+        assert!(resent(&mut r).is_empty(), "the oldest were let go");
+        r.handle_read(nack(now, 65_500u16.wrapping_add(HISTORY as u16 + 9), 0))
+            .unwrap();
+        assert_eq!(resent(&mut r).len(), 1);
     }
 
     #[test]
