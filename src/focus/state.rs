@@ -114,6 +114,9 @@ impl Conferences {
             // for the others, a fresh media connection.
             if let Some(m) = c.members.iter_mut().find(|m| m.info.id == id) {
                 m.away_since = None;
+                // A token resumes once: whoever saw the old one (a shared screen, a log of the
+                // browser's) cannot take the seat over; `joined` carries the new one.
+                m.resume_token = super::ids::random_secret();
             }
             effects.extend(c.restart_media(&id));
             effects.push(Effect::Log(FocusRecord::ParticipantResumed {
@@ -1266,6 +1269,17 @@ mod tests {
         let (back, effects) = joined(c.join(t0 + Duration::from_secs(5), again, false));
         assert_eq!(back.you, a.you);
         assert!(back.resumed);
+        assert_ne!(
+            back.resume_token.expose(),
+            a.resume_token.expose(),
+            "a token resumes once"
+        );
+        // The token A resumed with is spent: whoever tries it again is somebody new.
+        let mut replay = request("klas", "A again");
+        replay.resume = Some(a.resume_token.clone());
+        let (replayed, _) = joined(c.join(t0 + Duration::from_secs(5), replay, false));
+        assert!(!replayed.resumed);
+        assert_ne!(replayed.you, a.you);
         assert!(notified(&effects, &b.you).is_empty(), "no leave, no join");
         assert!(effects.contains(&Effect::StopMedia {
             participant: a.you.clone()
