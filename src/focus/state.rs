@@ -118,6 +118,16 @@ impl Conferences {
                 // browser's) cannot take the seat over; `joined` carries the new one.
                 m.resume_token = super::ids::random_secret();
             }
+            // Muting or unmuting while away is what the client says now; an unmute that a
+            // moderator's mute forbids stays a mute.
+            if let Some(allowed) = c.permissions_of(&id) {
+                let audio_muted = request.audio_muted || !allowed.audio;
+                let video_muted = request.video_muted || !allowed.video;
+                effects.extend(
+                    c.set_self_mute(&id, audio_muted, video_muted)
+                        .unwrap_or_default(),
+                );
+            }
             effects.extend(c.restart_media(&id));
             effects.push(Effect::Log(FocusRecord::ParticipantResumed {
                 conference: c.id.clone(),
@@ -1274,12 +1284,6 @@ mod tests {
             a.resume_token.expose(),
             "a token resumes once"
         );
-        // The token A resumed with is spent: whoever tries it again is somebody new.
-        let mut replay = request("klas", "A again");
-        replay.resume = Some(a.resume_token.clone());
-        let (replayed, _) = joined(c.join(t0 + Duration::from_secs(5), replay, false));
-        assert!(!replayed.resumed);
-        assert_ne!(replayed.you, a.you);
         assert!(notified(&effects, &b.you).is_empty(), "no leave, no join");
         assert!(effects.contains(&Effect::StopMedia {
             participant: a.you.clone()
@@ -1289,6 +1293,31 @@ mod tests {
                 |e| matches!(e, Effect::StartMedia { participant, .. } if *participant == a.you)
             )
         );
+        // Coming back muted (the microphone was switched off while away): the others are told.
+        c.leave(
+            t0 + Duration::from_secs(5),
+            &a.you,
+            LeaveReason::Disconnected,
+        );
+        let mut muted = request("klas", "A");
+        muted.resume = Some(back.resume_token.clone());
+        muted.audio_muted = true;
+        let (back, effects) = joined(c.join(t0 + Duration::from_secs(5), muted, false));
+        assert!(back.resumed);
+        assert_eq!(
+            notified(&effects, &b.you),
+            vec![ParticipantEvent::Mute {
+                id: a.you.clone(),
+                audio_muted: true,
+                video_muted: false
+            }]
+        );
+        // The token A resumed with is spent: whoever tries it again is somebody new.
+        let mut replay = request("klas", "A again");
+        replay.resume = Some(a.resume_token.clone());
+        let (replayed, _) = joined(c.join(t0 + Duration::from_secs(5), replay, false));
+        assert!(!replayed.resumed);
+        assert_ne!(replayed.you, a.you);
         // Gone for longer than the grace period: a normal departure.
         c.leave(
             t0 + Duration::from_secs(6),
