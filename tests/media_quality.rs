@@ -433,21 +433,6 @@ fn told_max_height(p: &SimulatedParticipant) -> Option<Option<u64>> {
         .map(|m| m["maxHeight"].as_u64())
 }
 
-/// One figure from `/metrics`, by its series (name and labels).
-async fn metric(server: &TestServer, series: &str) -> u64 {
-    let text = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {series} in {text}"))
-        .parse()
-        .unwrap()
-}
-
 /// With `media.last_n` = 1 in a room of three, one camera is received by nobody: its publisher is
 /// told to pause it, and to send again once it is wanted. A publisher whose receivers show it
 /// small is told how small.
@@ -469,7 +454,7 @@ async fn cameras_nobody_receives_are_paused_at_the_publisher() {
     // Bram and Cato get Anna's camera; Anna gets one of theirs; the other is nobody's. The server
     // counts one camera paused once it has told its publisher so.
     eventually_async("one camera to be paused", || async {
-        (metric(&server, "zaal_cameras_paused").await == 1).then_some(())
+        (server.metric("zaal_cameras_paused").await == 1).then_some(())
     })
     .await;
     let idle = [bram, cato]
@@ -490,17 +475,12 @@ async fn cameras_nobody_receives_are_paused_at_the_publisher() {
     eventually_async("three video streams forwarded", || async {
         let mut sum = 0;
         for series in forwarded {
-            sum += metric(&server, series).await;
+            sum += server.metric(series).await;
         }
         (sum == 3).then_some(())
     })
     .await;
-    let text = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     for p in [anna, bram, cato] {
         assert!(!text.contains(&p.id), "the figures name a participant");
     }
@@ -526,7 +506,7 @@ async fn cameras_nobody_receives_are_paused_at_the_publisher() {
         layer_becomes(receiver, &anna.id, 180, Duration::from_secs(5)).await;
     }
     eventually_async("Anna's two receivers on her lowest layer", || async {
-        (metric(&server, forwarded[0]).await >= 2).then_some(())
+        (server.metric(forwarded[0]).await >= 2).then_some(())
     })
     .await;
 

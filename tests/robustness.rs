@@ -182,18 +182,7 @@ async fn garbage_does_not_disturb_a_running_conference() {
         .await
         .unwrap();
     assert_eq!(health["participants"], 2);
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let unrouted: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("zaal_udp_datagrams_unrouted_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let unrouted = server.metric("zaal_udp_datagrams_unrouted_total").await;
     assert!(
         unrouted >= 2500,
         "the garbage was counted and dropped: {unrouted}"

@@ -121,6 +121,26 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// A scrape of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// One figure from `/metrics`, by its series (name and labels).
+    pub async fn metric(&self, series: &str) -> u64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in {text}"))
+            .parse()
+            .unwrap()
+    }
+
     /// Logs in as the host and returns the session cookie.
     pub async fn login(&self) -> String {
         let response = reqwest::Client::new()
