@@ -101,6 +101,11 @@ impl DownlinkReadings {
         self.target_bps.store(bps, Ordering::Relaxed);
     }
 
+    #[cfg(test)]
+    pub fn set_delivered_for_test(&self, bps: u64) {
+        self.delivered_bps.store(bps, Ordering::Relaxed);
+    }
+
     /// The rate at which the latest probe cluster arrived (0 before the first).
     pub fn probe_result_bps(&self) -> u64 {
         self.probe_result_bps.load(Ordering::Relaxed)

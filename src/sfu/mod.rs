@@ -22,6 +22,7 @@ mod rtcp;
 mod simulcast_sdp;
 mod socket;
 mod switch;
+mod transport_cc;
 mod voice;
 
 use std::net::{IpAddr, SocketAddr};

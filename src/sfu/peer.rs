@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
-use rtc::interceptor::{CongestionControlBuilder, Registry, Slot, TwccSenderBuilder};
+use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
@@ -38,6 +38,7 @@ use super::pause::PublisherDemand;
 use super::probe::Probe;
 use super::retransmit::Retransmitter;
 use super::rtcp::KeyframeRequestTap;
+use super::transport_cc::TransportCc;
 use crate::focus::ParticipantId;
 
 /// ICE consent: a connection with no traffic for this long is "disconnected"…
@@ -213,10 +214,9 @@ pub fn build_connection(
         .with(Slot::from(12_500), KeyframeRequestTap::default())
         // Transport-wide sequence numbers on everything sent, and the receiver's feedback on
         // them turned into a bandwidth estimate (layer choice, docs/decisions.md).
-        .with(Slot::TwccSender, TwccSenderBuilder::new().build())
         .with(
             Slot::CongestionControl,
-            CongestionControlBuilder::new(DownlinkEstimator::new(downlink)).build(),
+            TransportCc::new(now, DownlinkEstimator::new(downlink)),
         );
     let settings = SettingEngineBuilder::new()
         .with_lite(true)

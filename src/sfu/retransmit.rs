@@ -120,8 +120,11 @@ impl Retransmitter {
     }
 
     fn top_up(&mut self, now: Instant) {
-        let rate_bytes =
-            (BUDGET_SHARE * self.downlink.target_bps() as f64).max(MIN_BUDGET_BPS) / 8.0;
+        let link_bps = self
+            .downlink
+            .target_bps()
+            .max(self.downlink.delivered_bps());
+        let rate_bytes = (BUDGET_SHARE * link_bps as f64).max(MIN_BUDGET_BPS) / 8.0;
         let elapsed = self
             .topped_up
             .map_or(BUDGET_DEPTH, |at| now.saturating_duration_since(at));
@@ -327,6 +330,20 @@ mod tests {
         // A second later the budget has refilled, to its depth again.
         r.handle_read(nack(t + Duration::from_secs(1), 20, 0xFFFF))
             .unwrap();
+        assert_eq!(resent(&mut r).len(), 5);
+    }
+
+    #[test]
+    fn under_loss_the_budget_follows_what_the_link_delivers_not_the_fallen_estimate() {
+        // Loss has pulled the estimate down to 100 kbit/s while the link still delivers
+        // 600 kbit/s: repair gets 30 % of the 600, as in the test above.
+        let mut r = retransmitter(100_000);
+        r.downlink.set_delivered_for_test(600_000);
+        for sequence in 0..40 {
+            r.handle_write(media(sequence, 1000)).unwrap();
+        }
+        let _ = resent(&mut r);
+        r.handle_read(nack(Instant::now(), 0, 0xFFFF)).unwrap();
         assert_eq!(resent(&mut r).len(), 5);
     }
 

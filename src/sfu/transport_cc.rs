@@ -1,0 +1,548 @@
+//! Transport-wide congestion control on what the SFU sends to one receiver: numbering every
+//! packet, remembering when it left, and turning the receiver's feedback into reports for the
+//! bandwidth estimator.
+//!
+//! Sits in the `rtc` interceptor chain at the wire-most slot, in place of `rtc`'s TWCC sender and
+//! congestion-control interceptors, which do the same job with three hash maps per packet sent
+//! and a two-second history (about a megabyte per receiver in a full room). Here the history is a
+//! ring indexed by the transport-wide sequence number itself: recording a packet is a store,
+//! matching feedback is a subtraction, and the ring grows only while feedback lags behind what
+//! was sent. Nothing here allocates per packet; feedback (a few times a second) allocates its
+//! list of acknowledgements.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtc::interceptor::{
+    BandwidthEstimator, Interceptor, Packet, PacketReport, StreamInfo, TaggedPacket, convert_twcc,
+};
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+use rtc::sansio::Protocol;
+use rtc::shared::marshal::MarshalSize;
+
+/// The header extension this module writes and reads feedback for.
+pub const TRANSPORT_CC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/// The ring starts this small (a receiver of one stream needs no more)...
+const INITIAL_CAPACITY: usize = 256;
+/// ...and grows up to this while feedback lags (a power of two that divides 2^16, so a sequence
+/// number names one slot).
+const MAX_CAPACITY: usize = 16_384;
+/// A packet not yet reported on is worth keeping this long; older ones are given up as lost
+/// rather than grow the ring.
+const KEEP_UNREPORTED: Duration = Duration::from_secs(2);
+
+/// Every transport-wide sequence number as the two big-endian bytes of its header extension, so
+/// that stamping a packet points into this table instead of allocating.
+static SEQUENCE_BYTES: [u8; 2 * 65_536] = {
+    let mut table = [0u8; 2 * 65_536];
+    let mut i = 0;
+    while i < 65_536 {
+        table[2 * i] = (i >> 8) as u8;
+        table[2 * i + 1] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+fn sequence_extension(sequence: u16) -> Bytes {
+    let at = 2 * sequence as usize;
+    Bytes::from_static(&SEQUENCE_BYTES[at..at + 2])
+}
+
+#[derive(Clone, Copy)]
+struct Sent {
+    /// The packet's place in the endless count behind the 16-bit sequence number; `u64::MAX`
+    /// for a slot never used.
+    id: u64,
+    departure: Instant,
+    size: u32,
+    ssrc: u32,
+    rtp_sequence: u16,
+    arrived: bool,
+    arrival: Option<Duration>,
+}
+
+/// What was sent, by transport-wide sequence number, until feedback has said what became of it.
+/// Pure: no I/O, no clock of its own.
+pub struct SendHistory {
+    slots: Vec<Sent>,
+    /// The id the next packet gets; its low 16 bits are its sequence number.
+    next_id: u64,
+    /// The newest id feedback reported as arrived.
+    highest_arrived: Option<u64>,
+    /// The oldest id not handed to the estimator yet.
+    next_to_report: u64,
+}
+
+impl SendHistory {
+    pub fn new(epoch: Instant) -> Self {
+        Self {
+            slots: vec![Self::empty(epoch); INITIAL_CAPACITY],
+            next_id: 0,
+            highest_arrived: None,
+            next_to_report: 0,
+        }
+    }
+
+    fn empty(epoch: Instant) -> Sent {
+        Sent {
+            id: u64::MAX,
+            departure: epoch,
+            size: 0,
+            ssrc: 0,
+            rtp_sequence: 0,
+            arrived: false,
+            arrival: None,
+        }
+    }
+
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn mask(&self) -> u64 {
+        self.slots.len() as u64 - 1
+    }
+
+    /// Records a packet leaving now; returns the transport-wide sequence number it carries.
+    pub fn record(&mut self, now: Instant, ssrc: u32, rtp_sequence: u16, size: usize) -> u16 {
+        let id = self.next_id;
+        let displaced = self.slots[(id & self.mask()) as usize];
+        if displaced.id != u64::MAX
+            && displaced.id >= self.next_to_report
+            && now.saturating_duration_since(displaced.departure) < KEEP_UNREPORTED
+            && self.slots.len() < MAX_CAPACITY
+        {
+            self.grow();
+        }
+        let mask = self.mask();
+        self.slots[(id & mask) as usize] = Sent {
+            id,
+            departure: now,
+            size: size.min(u32::MAX as usize) as u32,
+            ssrc,
+            rtp_sequence,
+            arrived: false,
+            arrival: None,
+        };
+        self.next_id += 1;
+        id as u16
+    }
+
+    fn grow(&mut self) {
+        let epoch = self.slots[0].departure;
+        let mut slots = vec![Self::empty(epoch); self.slots.len() * 2];
+        let mask = slots.len() as u64 - 1;
+        for sent in self.slots.iter().filter(|s| s.id != u64::MAX) {
+            slots[(sent.id & mask) as usize] = *sent;
+        }
+        self.slots = slots;
+    }
+
+    /// Applies what feedback says of one sequence number. Feedback on a packet no longer kept
+    /// (or never sent) is ignored.
+    pub fn acknowledge(&mut self, sequence: u16, arrived: bool, arrival: Option<Duration>) {
+        let Some(newest) = self.next_id.checked_sub(1) else {
+            return;
+        };
+        let behind = (newest as u16).wrapping_sub(sequence) as u64;
+        if behind >= self.slots.len() as u64 || behind > newest {
+            return;
+        }
+        let id = newest - behind;
+        let mask = self.mask();
+        let sent = &mut self.slots[(id & mask) as usize];
+        if sent.id != id || id < self.next_to_report {
+            return;
+        }
+        sent.arrived = arrived;
+        sent.arrival = arrival;
+        if arrived {
+            self.highest_arrived = Some(self.highest_arrived.map_or(id, |h| h.max(id)));
+        }
+    }
+
+    /// Appends to `out`, in send order, every packet up to the newest one reported as arrived
+    /// that was not reported before; those not reported as arrived count as lost.
+    pub fn take_reports(&mut self, out: &mut Vec<PacketReport>) {
+        let Some(highest) = self.highest_arrived else {
+            return;
+        };
+        let oldest_kept = self.next_id.saturating_sub(self.slots.len() as u64);
+        let mask = self.mask();
+        for id in self.next_to_report.max(oldest_kept)..=highest {
+            let sent = self.slots[(id & mask) as usize];
+            if sent.id != id {
+                continue;
+            }
+            out.push(PacketReport {
+                ssrc: sent.ssrc,
+                id,
+                rtp_sequence_number: sent.rtp_sequence,
+                is_twcc: true,
+                twcc_sequence_number: id as u16,
+                size: sent.size as usize,
+                arrived: sent.arrived,
+                departure: sent.departure,
+                arrival: sent.arrival,
+                ecn: Default::default(),
+            });
+        }
+        self.next_to_report = self.next_to_report.max(highest + 1);
+    }
+}
+
+/// The interceptor: stamps, records, and feeds the estimator.
+pub struct TransportCc<E: BandwidthEstimator> {
+    estimator: E,
+    history: SendHistory,
+    /// The transport-cc extension id of each stream this connection sends, by SSRC (sorted).
+    streams: Vec<(u32, u8)>,
+    /// Reused for every feedback packet.
+    reports: Vec<PacketReport>,
+    read_queue: VecDeque<TaggedPacket>,
+    write_queue: VecDeque<TaggedPacket>,
+}
+
+impl<E: BandwidthEstimator> TransportCc<E> {
+    pub fn new(now: Instant, estimator: E) -> Self {
+        Self {
+            estimator,
+            history: SendHistory::new(now),
+            streams: Vec::new(),
+            reports: Vec::new(),
+            read_queue: VecDeque::new(),
+            write_queue: VecDeque::new(),
+        }
+    }
+
+    fn extension_id(&self, ssrc: u32) -> Option<u8> {
+        self.streams
+            .binary_search_by_key(&ssrc, |&(s, _)| s)
+            .ok()
+            .map(|at| self.streams[at].1)
+    }
+
+    fn on_feedback(&mut self, now: Instant, feedback: &TransportLayerCc) {
+        for ack in convert_twcc(feedback) {
+            self.history
+                .acknowledge(ack.sequence_number, ack.arrived, ack.arrival);
+        }
+        self.reports.clear();
+        self.history.take_reports(&mut self.reports);
+        if !self.reports.is_empty() {
+            self.estimator.on_reports(now, &self.reports);
+        }
+    }
+}
+
+impl<E: BandwidthEstimator> Protocol<TaggedPacket, TaggedPacket, ()> for TransportCc<E> {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            for packet in packets {
+                if let Some(feedback) = packet.as_any().downcast_ref::<TransportLayerCc>() {
+                    self.on_feedback(msg.now, feedback);
+                }
+            }
+        }
+        self.read_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read_queue.pop_front()
+    }
+
+    fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtp(packet) = &mut msg.message.packet
+            && let Some(extension_id) = self.extension_id(packet.header.ssrc)
+        {
+            // The number is known only once the packet is recorded, and the size only once it
+            // carries the number: stamp with a placeholder of the same length first.
+            let _ = packet
+                .header
+                .set_extension(extension_id, sequence_extension(0));
+            let sequence = self.history.record(
+                msg.now,
+                packet.header.ssrc,
+                packet.header.sequence_number,
+                packet.marshal_size(),
+            );
+            let _ = packet
+                .header
+                .set_extension(extension_id, sequence_extension(sequence));
+        }
+        self.write_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write_queue.pop_front()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
+        self.estimator.handle_timeout(now);
+        Ok(())
+    }
+
+    fn poll_timeout(&mut self) -> Option<Self::Time> {
+        self.estimator.poll_timeout()
+    }
+}
+
+impl<E: BandwidthEstimator> Interceptor for TransportCc<E> {
+    fn bind_local_stream(&mut self, info: &StreamInfo) {
+        let Some(id) = info
+            .rtp_header_extensions
+            .iter()
+            .find(|e| e.uri == TRANSPORT_CC_URI)
+            .map(|e| e.id)
+        else {
+            return;
+        };
+        let Ok(id) = u8::try_from(id) else {
+            return;
+        };
+        if id == 0 {
+            return;
+        }
+        match self.streams.binary_search_by_key(&info.ssrc, |&(s, _)| s) {
+            Ok(at) => self.streams[at].1 = id,
+            Err(at) => self.streams.insert(at, (info.ssrc, id)),
+        }
+    }
+
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        if let Ok(at) = self.streams.binary_search_by_key(&info.ssrc, |&(s, _)| s) {
+            self.streams.remove(at);
+        }
+    }
+
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_extension_table_holds_each_number_big_endian() {
+        assert_eq!(&sequence_extension(0)[..], &[0, 0]);
+        assert_eq!(&sequence_extension(0x1234)[..], &[0x12, 0x34]);
+        assert_eq!(&sequence_extension(u16::MAX)[..], &[0xFF, 0xFF]);
+    }
+
+    #[test]
+    fn feedback_reports_in_send_order_and_what_was_not_acknowledged_is_lost() {
+        let t = Instant::now();
+        let mut h = SendHistory::new(t);
+        for i in 0..5u16 {
+            assert_eq!(h.record(t + ms(i as u64), 7, 100 + i, 1200), i);
+        }
+        h.acknowledge(1, true, Some(ms(40)));
+        h.acknowledge(3, true, Some(ms(43)));
+        h.acknowledge(2, false, None);
+        let mut out = Vec::new();
+        h.take_reports(&mut out);
+        let seen: Vec<(u16, bool)> = out
+            .iter()
+            .map(|r| (r.rtp_sequence_number, r.arrived))
+            .collect();
+        assert_eq!(
+            seen,
+            [(100, false), (101, true), (102, false), (103, true)],
+            "up to the newest arrival, oldest first"
+        );
+        assert_eq!(out[3].departure, t + ms(3));
+        assert_eq!(out[3].arrival, Some(ms(43)));
+        assert_eq!(out[3].size, 1200);
+        out.clear();
+        h.take_reports(&mut out);
+        assert!(out.is_empty(), "each packet is reported once");
+        h.acknowledge(4, true, Some(ms(44)));
+        h.take_reports(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].twcc_sequence_number, 4);
+    }
+
+    #[test]
+    fn feedback_on_numbers_never_sent_or_long_gone_is_ignored() {
+        let t = Instant::now();
+        let mut h = SendHistory::new(t);
+        let mut out = Vec::new();
+        h.acknowledge(0, true, Some(ms(1)));
+        h.take_reports(&mut out);
+        assert!(out.is_empty(), "nothing sent yet");
+        h.record(t, 1, 0, 100);
+        h.acknowledge(5, true, Some(ms(1)));
+        h.take_reports(&mut out);
+        assert!(out.is_empty(), "5 was never sent");
+    }
+
+    #[test]
+    fn sequence_numbers_wrap_and_still_match() {
+        let t = Instant::now();
+        let mut h = SendHistory::new(t);
+        let mut out = Vec::new();
+        for i in 0..70_000u32 {
+            let now = t + Duration::from_micros(u64::from(i) * 500);
+            let seq = h.record(now, 1, i as u16, 1000);
+            assert_eq!(seq, i as u16);
+            // Feedback for the packet before, as a receiver would send it.
+            if i > 0 {
+                h.acknowledge(seq.wrapping_sub(1), true, Some(ms(1)));
+                out.clear();
+                h.take_reports(&mut out);
+                assert_eq!(out.len(), 1, "at packet {i}");
+                assert_eq!(out[0].id, u64::from(i) - 1);
+            }
+        }
+        assert_eq!(
+            h.capacity(),
+            INITIAL_CAPACITY,
+            "prompt feedback needs no growth"
+        );
+    }
+
+    #[test]
+    fn the_ring_grows_while_feedback_lags_and_gives_up_packets_older_than_two_seconds() {
+        let t = Instant::now();
+        let mut h = SendHistory::new(t);
+        // 1000 packets in 100 ms, no feedback yet: nothing may be overwritten.
+        for i in 0..1000u64 {
+            h.record(t + Duration::from_micros(i * 100), 1, i as u16, 1000);
+        }
+        assert_eq!(h.capacity(), 1024);
+        h.acknowledge(999, true, Some(ms(100)));
+        let mut out = Vec::new();
+        h.take_reports(&mut out);
+        assert_eq!(out.len(), 1000, "every packet sent is accounted for");
+        assert_eq!(out.iter().filter(|r| r.arrived).count(), 1);
+
+        // A receiver that never answers: old packets are overwritten, not kept for ever.
+        let mut h = SendHistory::new(t);
+        for i in 0..100_000u64 {
+            h.record(t + ms(i), 1, i as u16, 1000);
+        }
+        assert!(h.capacity() <= 4096, "ring of {} slots", h.capacity());
+    }
+
+    #[test]
+    fn the_interceptor_stamps_numbers_and_feeds_the_estimator() {
+        use rtc::interceptor::{AttributedPacket, RTPHeaderExtension};
+        use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
+            PacketStatusChunk, RecvDelta, RunLengthChunk, StatusChunkTypeTcc, SymbolTypeTcc,
+        };
+        use rtc::shared::TransportContext;
+        use std::sync::{Arc, Mutex};
+
+        #[derive(Clone, Default)]
+        struct Recorder(Arc<Mutex<Vec<PacketReport>>>);
+        impl BandwidthEstimator for Recorder {
+            fn on_reports(&mut self, _now: Instant, reports: &[PacketReport]) {
+                self.0.lock().unwrap().extend_from_slice(reports);
+            }
+            fn target_bitrate(&self) -> f64 {
+                0.0
+            }
+        }
+
+        let t = Instant::now();
+        let recorder = Recorder::default();
+        let mut cc = TransportCc::new(t, recorder.clone());
+        cc.bind_local_stream(&StreamInfo {
+            ssrc: 9,
+            rtp_header_extensions: vec![RTPHeaderExtension {
+                uri: TRANSPORT_CC_URI.into(),
+                id: 5,
+            }],
+            ..Default::default()
+        });
+        let mut numbers = Vec::new();
+        for (i, ssrc) in [(0u16, 9u32), (1, 9), (2, 4)] {
+            cc.handle_write(TaggedPacket {
+                now: t,
+                transport: TransportContext::default(),
+                message: AttributedPacket::new(Packet::Rtp(rtc::rtp::Packet {
+                    header: rtc::rtp::header::Header {
+                        version: 2,
+                        ssrc,
+                        sequence_number: 500 + i,
+                        ..Default::default()
+                    },
+                    payload: vec![0u8; 100].into(),
+                })),
+            })
+            .unwrap();
+            let out = cc.poll_write().unwrap();
+            let Packet::Rtp(p) = out.message.packet else {
+                panic!("not RTP")
+            };
+            numbers.push(p.header.get_extension(5).map(|b| b.to_vec()));
+        }
+        assert_eq!(
+            numbers,
+            [Some(vec![0, 0]), Some(vec![0, 1]), None],
+            "streams without the extension are not numbered"
+        );
+
+        let feedback = TransportLayerCc {
+            sender_ssrc: 1,
+            media_ssrc: 9,
+            base_sequence_number: 0,
+            packet_status_count: 2,
+            reference_time: 1,
+            fb_pkt_count: 0,
+            packet_chunks: vec![PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+                type_tcc: StatusChunkTypeTcc::RunLengthChunk,
+                packet_status_symbol: SymbolTypeTcc::PacketReceivedSmallDelta,
+                run_length: 2,
+            })],
+            recv_deltas: vec![
+                RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    delta: 1000,
+                },
+                RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    delta: 2000,
+                },
+            ],
+        };
+        cc.handle_read(TaggedPacket {
+            now: t + ms(50),
+            transport: TransportContext::default(),
+            message: AttributedPacket::new(Packet::Rtcp(vec![Box::new(feedback)])),
+        })
+        .unwrap();
+        assert!(cc.poll_read().is_some(), "feedback passes on");
+        let reports = recorder.0.lock().unwrap().clone();
+        assert_eq!(reports.len(), 2);
+        assert!(reports.iter().all(|r| r.arrived && r.ssrc == 9));
+        assert_eq!(
+            reports[1].arrival.unwrap() - reports[0].arrival.unwrap(),
+            ms(2),
+            "arrival deltas carried through"
+        );
+        assert_eq!(
+            reports[0].size,
+            12 + 4 + 4 + 100,
+            "size includes the stamped extension"
+        );
+    }
+}
