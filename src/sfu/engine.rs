@@ -482,10 +482,13 @@ impl Core {
             let Some(peer) = self.peers.get_mut(subscriber.peer) else {
                 continue;
             };
-            let mut out = packet.clone();
-            if !rewrite.apply(&mut out.header) {
+            let Some(header) = rewrite.rewritten(&packet.header) else {
                 continue;
-            }
+            };
+            let mut out = rtp::Packet {
+                header,
+                payload: packet.payload.clone(),
+            };
             if let Some(numbers) = numbers {
                 out.header.sequence_number = numbers.sequence;
                 out.header.timestamp = numbers.timestamp;

@@ -10,7 +10,8 @@
 //! (bandwidth probes) is never kept or resent.
 //!
 //! Sits in the `rtc` interceptor chain in place of its NACK responder, which resends without
-//! either limit. No allocation per packet beyond the clone of the packet kept.
+//! either limit. Keeping a packet allocates nothing unless it carries end-to-end header
+//! extensions (browsers' video rarely does).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -44,50 +45,106 @@ const MIN_BUDGET_BPS: f64 = 30_000.0;
 /// How much unused budget may accumulate, in time at the budget's rate.
 const BUDGET_DEPTH: Duration = Duration::from_millis(250);
 
+/// One packet as sent, kept in as few bytes as will rebuild it: the stream's SSRC is the
+/// history's key, times are milliseconds since the history's first packet, and the payload is a
+/// reference to the buffer every receiver of the packet shares. (A webrtc-rs packet is twice the
+/// size, and a full room keeps thousands per receiver.) CSRCs are not kept: the SFU forwards
+/// none.
 struct Kept {
-    sent_at: Instant,
-    packet: rtp::Packet,
-    resent_at: Option<Instant>,
+    sent_ms: u32,
+    /// `NEVER` until resent.
+    resent_ms: u32,
+    timestamp: u32,
+    sequence: u16,
+    extension_profile: u16,
+    payload_type: u8,
+    marker: bool,
+    padding: bool,
+    /// What extensions the packet carried before the transport-wide number was stamped on the
+    /// way out (a resend gets a number of its own); usually none, which allocates nothing.
+    extensions: Vec<rtp::header::Extension>,
+    payload: bytes::Bytes,
+}
+
+const NEVER: u32 = u32::MAX;
+
+impl Kept {
+    fn packet(&self, ssrc: u32) -> rtp::Packet {
+        let mut header = rtp::header::Header {
+            version: 2,
+            padding: self.padding,
+            extension: !self.extensions.is_empty(),
+            marker: self.marker,
+            payload_type: self.payload_type,
+            sequence_number: self.sequence,
+            timestamp: self.timestamp,
+            ssrc,
+            csrc: Vec::new(),
+            extension_profile: self.extension_profile,
+            extensions: Vec::with_capacity(self.extensions.len() + 1),
+            extensions_padding: 0,
+        };
+        header.extensions.extend_from_slice(&self.extensions);
+        if header.extension {
+            let used = header.get_extension_payload_len();
+            header.extensions_padding = (4 - used % 4) % 4;
+        }
+        rtp::Packet {
+            header,
+            payload: self.payload.clone(),
+        }
+    }
 }
 
 /// The packets sent on one stream within the last [`HISTORY_AGE`], oldest first.
 #[derive(Default)]
 struct History {
+    /// When the first packet was kept: the zero of the millisecond times.
+    epoch: Option<Instant>,
     kept: VecDeque<Kept>,
 }
 
 impl History {
+    fn millis(&mut self, now: Instant) -> u32 {
+        let epoch = *self.epoch.get_or_insert(now);
+        now.saturating_duration_since(epoch)
+            .as_millis()
+            .min(u128::from(NEVER - 1)) as u32
+    }
+
     fn keep(&mut self, now: Instant, packet: &rtp::Packet) {
+        let now_ms = self.millis(now);
+        let max_age = HISTORY_AGE.as_millis() as u32;
         while let Some(oldest) = self.kept.front() {
-            if self.kept.len() < HISTORY
-                && now.saturating_duration_since(oldest.sent_at) <= HISTORY_AGE
-            {
+            if self.kept.len() < HISTORY && now_ms.saturating_sub(oldest.sent_ms) <= max_age {
                 break;
             }
             self.kept.pop_front();
         }
+        let header = &packet.header;
         self.kept.push_back(Kept {
-            sent_at: now,
-            packet: packet.clone(),
-            resent_at: None,
+            sent_ms: now_ms,
+            resent_ms: NEVER,
+            timestamp: header.timestamp,
+            sequence: header.sequence_number,
+            extension_profile: header.extension_profile,
+            payload_type: header.payload_type,
+            marker: header.marker,
+            padding: header.padding,
+            extensions: header.extensions.clone(),
+            payload: packet.payload.clone(),
         });
     }
 
     fn find(&mut self, sequence: u16) -> Option<&mut Kept> {
         // Sequence numbers run on one by one, so the place is a subtraction away; a gap (padding
         // is never kept) sends the search through the rest.
-        let newest = self.kept.back()?.packet.header.sequence_number;
+        let newest = self.kept.back()?.sequence;
         let behind = newest.wrapping_sub(sequence) as usize;
         let guess = self.kept.len().checked_sub(behind + 1);
         match guess {
-            Some(at) if self.kept[at].packet.header.sequence_number == sequence => {
-                self.kept.get_mut(at)
-            }
-            _ => self
-                .kept
-                .iter_mut()
-                .rev()
-                .find(|k| k.packet.header.sequence_number == sequence),
+            Some(at) if self.kept[at].sequence == sequence => self.kept.get_mut(at),
+            _ => self.kept.iter_mut().rev().find(|k| k.sequence == sequence),
         }
     }
 }
@@ -145,27 +202,28 @@ impl Retransmitter {
                     .map(|i| pair.packet_id.wrapping_add(i + 1)),
             );
             for sequence in lost {
+                let now_ms = history.millis(now);
                 let Some(kept) = history.find(sequence) else {
                     continue;
                 };
-                if kept
-                    .resent_at
-                    .is_some_and(|at| now.saturating_duration_since(at) < HOLD_OFF)
+                if kept.resent_ms != NEVER
+                    && now_ms.saturating_sub(kept.resent_ms) < HOLD_OFF.as_millis() as u32
                 {
                     continue;
                 }
-                let size = kept.packet.marshal_size() as f64;
+                let packet = kept.packet(nack.media_ssrc);
+                let size = packet.marshal_size() as f64;
                 if size > self.allowance {
                     self.refused += 1;
                     continue;
                 }
                 self.allowance -= size;
-                kept.resent_at = Some(now);
+                kept.resent_ms = now_ms;
                 self.resent += 1;
                 self.write_queue.push_back(TaggedPacket {
                     now,
                     transport: TransportContext::default(),
-                    message: AttributedPacket::new(Packet::Rtp(kept.packet.clone()))
+                    message: AttributedPacket::new(Packet::Rtp(packet))
                         .with(Attribute::Retransmission),
                 });
             }
@@ -234,6 +292,7 @@ impl Interceptor for Retransmitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair;
 
     fn media(sequence: u16, bytes: usize) -> TaggedPacket {
@@ -377,6 +436,35 @@ mod tests {
         r.handle_read(nack(now, 65_500u16.wrapping_add(HISTORY as u16 + 9), 0))
             .unwrap();
         assert_eq!(resent(&mut r).len(), 1);
+    }
+
+    #[test]
+    fn a_resent_packet_is_the_packet_sent_byte_for_byte() {
+        use rtc::shared::marshal::Marshal;
+        let mut r = retransmitter(2_000_000);
+        let mut sent = media(42, 300);
+        if let Packet::Rtp(p) = &mut sent.message.packet {
+            p.header.marker = true;
+            p.header.payload_type = 96;
+            p.header.timestamp = 123_456;
+            p.header.extension = true;
+            p.header.extension_profile = 0xBEDE;
+            p.header
+                .set_extension(3, Bytes::from_static(&[0x12]))
+                .unwrap();
+        }
+        let Packet::Rtp(original) = sent.message.packet.clone() else {
+            unreachable!()
+        };
+        r.handle_write(sent).unwrap();
+        let _ = r.poll_write();
+        r.handle_read(nack(Instant::now(), 42, 0)).unwrap();
+        let _ = r.poll_read();
+        let again = r.poll_write().expect("resent");
+        let Packet::Rtp(again) = again.message.packet else {
+            panic!("not RTP")
+        };
+        assert_eq!(again.marshal().unwrap(), original.marshal().unwrap());
     }
 
     #[test]
