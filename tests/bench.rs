@@ -36,6 +36,7 @@ fn the_load_tool_runs_and_reports() {
         "forwarded_pps",
         "forwarded_bps",
         "loss_ratio",
+        "probe_gap_ratio",
         "latency_ms_p50",
         "latency_ms_p99",
         "server_cpu_seconds",

@@ -3,8 +3,9 @@
 //!
 //! Every participant is a real WebRTC peer (webrtc-rs) that joins through the signalling
 //! WebSocket, publishes Opus-shaped audio (50 packets/s) and, if it is a video sender,
-//! VP8-shaped video at `--video-kbps`, and receives everyone else. Payloads carry a sequence
-//! number and a send time, so receivers measure loss and one-way latency. The server's CPU time
+//! VP8-shaped video at `--video-kbps`, and receives everyone else. Receivers count loss from the
+//! RTP sequence numbers of what arrives; payloads carry a number and a send time of their own,
+//! for one-way latency and for how much video the server chose not to send. The server's CPU time
 //! and memory come from `/proc` of its process: one the tool starts itself (the `zaal` binary
 //! next to this one), or `--server URL --server-pid PID`.
 
@@ -222,22 +223,25 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[rank.min(sorted.len() - 1)])
 }
 
+#[derive(Default)]
 struct Totals {
+    /// RTP packets, by the received streams' sequence numbers.
     expected: u64,
     received: u64,
+    /// Probes, by the numbers the publishers put in their payloads.
+    probes_expected: u64,
+    probes_received: u64,
     packets: u64,
 }
 
 fn totals(participants: &[SimulatedParticipant]) -> Totals {
-    let mut t = Totals {
-        expected: 0,
-        received: 0,
-        packets: 0,
-    };
+    let mut t = Totals::default();
     for p in participants {
         let o = p.observed();
-        t.expected += o.probes_expected;
-        t.received += o.probes_received;
+        t.expected += o.rtp_expected;
+        t.received += o.rtp_received;
+        t.probes_expected += o.probes_expected;
+        t.probes_received += o.probes_received;
         t.packets += o
             .received
             .values()
@@ -341,6 +345,8 @@ async fn run(args: Args) -> Result<(), String> {
     let cpu = cpu1 - cpu0;
     let expected = t1.expected - t0.expected;
     let received = t1.received - t0.received;
+    let probes_expected = t1.probes_expected - t0.probes_expected;
+    let probes_received = t1.probes_received - t0.probes_received;
     let report = json!({
         "rooms": args.rooms,
         "participants": total,
@@ -353,6 +359,7 @@ async fn run(args: Args) -> Result<(), String> {
         "forwarded_bps": (bytes1 - bytes0) as f64 * 8.0 / elapsed,
         "received_pps": (t1.packets - t0.packets) as f64 / elapsed,
         "loss_ratio": if expected == 0 { 0.0 } else { (1.0 - received as f64 / expected as f64).max(0.0) },
+        "probe_gap_ratio": if probes_expected == 0 { 0.0 } else { (1.0 - probes_received as f64 / probes_expected as f64).max(0.0) },
         "latency_ms_p50": percentile(&latency, 50.0) / 1000.0,
         "latency_ms_p99": percentile(&latency, 99.0) / 1000.0,
         "latency_samples": latency.len(),

@@ -164,6 +164,11 @@ pub struct Observed {
     /// numbers), and how many of them arrived: loss is one minus their ratio.
     pub probes_expected: u64,
     pub probes_received: u64,
+    /// RTP packets of the received streams, counted from their sequence numbers (which the
+    /// server keeps continuous when it switches layers or leaves a video out for a while), and
+    /// how many arrived, repairs included: transport loss is one minus their ratio.
+    pub rtp_expected: u64,
+    pub rtp_received: u64,
     /// Per publisher: when the first video keyframe arrived, and the height of the last one (the
     /// simulcast layer being received).
     pub first_keyframe: HashMap<String, Instant>,
@@ -907,10 +912,14 @@ impl Media {
                 seen: 1,
                 started: true,
             };
+            observed.rtp_expected += 1;
+            observed.rtp_received += 1;
             return false;
         }
         let ahead = sequence.wrapping_sub(r.highest);
         if ahead != 0 && ahead < 0x8000 {
+            observed.rtp_expected += u64::from(ahead);
+            observed.rtp_received += 1;
             if video {
                 observed.max_seq_step = observed.max_seq_step.max(ahead);
                 let ts_step = timestamp.wrapping_sub(r.highest_ts);
@@ -929,11 +938,15 @@ impl Media {
         }
         let behind = r.highest.wrapping_sub(sequence);
         if behind >= 128 {
+            observed.rtp_received += 1;
             return false;
         }
         let bit = 1u128 << behind;
         let seen = r.seen & bit != 0;
         r.seen |= bit;
+        if !seen {
+            observed.rtp_received += 1;
+        }
         seen
     }
 
