@@ -34,6 +34,9 @@ const MAX_CAPACITY: usize = 16_384;
 /// rather than grow the ring.
 const KEEP_UNREPORTED: Duration = Duration::from_secs(2);
 
+/// Room kept for the reports of one feedback packet (a tenth of a second of a full room).
+const REPORTS_KEPT: usize = 256;
+
 /// Every transport-wide sequence number as the two big-endian bytes of its header extension, so
 /// that stamping a packet points into this table instead of allocating.
 static SEQUENCE_BYTES: [u8; 2 * 65_536] = {
@@ -47,27 +50,44 @@ static SEQUENCE_BYTES: [u8; 2 * 65_536] = {
     table
 };
 
+const EMPTY: Sent = Sent {
+    id: u64::MAX,
+    departure_ns: 0,
+    arrival_ns: NOT_REPORTED,
+    size: 0,
+    ssrc: 0,
+    rtp_sequence: 0,
+    arrived: false,
+};
+
 fn sequence_extension(sequence: u16) -> Bytes {
     let at = 2 * sequence as usize;
     Bytes::from_static(&SEQUENCE_BYTES[at..at + 2])
 }
 
+/// One packet sent, in 40 bytes (times as nanoseconds: an `Instant` and an `Option<Duration>`
+/// would take 32 of their own).
 #[derive(Clone, Copy)]
 struct Sent {
     /// The packet's place in the endless count behind the 16-bit sequence number; `u64::MAX`
     /// for a slot never used.
     id: u64,
-    departure: Instant,
+    /// Since the history's epoch.
+    departure_ns: u64,
+    /// On the receiver's clock, as its feedback says; `NOT_REPORTED` until then.
+    arrival_ns: u64,
     size: u32,
     ssrc: u32,
     rtp_sequence: u16,
     arrived: bool,
-    arrival: Option<Duration>,
 }
+
+const NOT_REPORTED: u64 = u64::MAX;
 
 /// What was sent, by transport-wide sequence number, until feedback has said what became of it.
 /// Pure: no I/O, no clock of its own.
 pub struct SendHistory {
+    epoch: Instant,
     slots: Vec<Sent>,
     /// The id the next packet gets; its low 16 bits are its sequence number.
     next_id: u64,
@@ -80,23 +100,18 @@ pub struct SendHistory {
 impl SendHistory {
     pub fn new(epoch: Instant) -> Self {
         Self {
-            slots: vec![Self::empty(epoch); INITIAL_CAPACITY],
+            epoch,
+            slots: vec![EMPTY; INITIAL_CAPACITY],
             next_id: 0,
             highest_arrived: None,
             next_to_report: 0,
         }
     }
 
-    fn empty(epoch: Instant) -> Sent {
-        Sent {
-            id: u64::MAX,
-            departure: epoch,
-            size: 0,
-            ssrc: 0,
-            rtp_sequence: 0,
-            arrived: false,
-            arrival: None,
-        }
+    fn nanos_since_epoch(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch)
+            .as_nanos()
+            .min(u128::from(u64::MAX - 1)) as u64
     }
 
     #[cfg(test)]
@@ -111,10 +126,11 @@ impl SendHistory {
     /// Records a packet leaving now; returns the transport-wide sequence number it carries.
     pub fn record(&mut self, now: Instant, ssrc: u32, rtp_sequence: u16, size: usize) -> u16 {
         let id = self.next_id;
+        let now_ns = self.nanos_since_epoch(now);
         let displaced = self.slots[(id & self.mask()) as usize];
         if displaced.id != u64::MAX
             && displaced.id >= self.next_to_report
-            && now.saturating_duration_since(displaced.departure) < KEEP_UNREPORTED
+            && now_ns.saturating_sub(displaced.departure_ns) < KEEP_UNREPORTED.as_nanos() as u64
             && self.slots.len() < MAX_CAPACITY
         {
             self.grow();
@@ -122,20 +138,19 @@ impl SendHistory {
         let mask = self.mask();
         self.slots[(id & mask) as usize] = Sent {
             id,
-            departure: now,
+            departure_ns: now_ns,
+            arrival_ns: NOT_REPORTED,
             size: size.min(u32::MAX as usize) as u32,
             ssrc,
             rtp_sequence,
             arrived: false,
-            arrival: None,
         };
         self.next_id += 1;
         id as u16
     }
 
     fn grow(&mut self) {
-        let epoch = self.slots[0].departure;
-        let mut slots = vec![Self::empty(epoch); self.slots.len() * 2];
+        let mut slots = vec![EMPTY; self.slots.len() * 2];
         let mask = slots.len() as u64 - 1;
         for sent in self.slots.iter().filter(|s| s.id != u64::MAX) {
             slots[(sent.id & mask) as usize] = *sent;
@@ -160,7 +175,9 @@ impl SendHistory {
             return;
         }
         sent.arrived = arrived;
-        sent.arrival = arrival;
+        sent.arrival_ns = arrival.map_or(NOT_REPORTED, |a| {
+            a.as_nanos().min(u128::from(NOT_REPORTED - 1)) as u64
+        });
         if arrived {
             self.highest_arrived = Some(self.highest_arrived.map_or(id, |h| h.max(id)));
         }
@@ -187,8 +204,9 @@ impl SendHistory {
                 twcc_sequence_number: id as u16,
                 size: sent.size as usize,
                 arrived: sent.arrived,
-                departure: sent.departure,
-                arrival: sent.arrival,
+                departure: self.epoch + Duration::from_nanos(sent.departure_ns),
+                arrival: (sent.arrival_ns != NOT_REPORTED)
+                    .then(|| Duration::from_nanos(sent.arrival_ns)),
                 ecn: Default::default(),
             });
         }
@@ -237,6 +255,9 @@ impl<E: BandwidthEstimator> TransportCc<E> {
         if !self.reports.is_empty() {
             self.estimator.on_reports(now, &self.reports);
         }
+        // The first feedback after a stall can name a thousand packets; do not keep room for
+        // that for the rest of the call.
+        self.reports.shrink_to(REPORTS_KEPT);
     }
 }
 
@@ -338,6 +359,11 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_record_takes_forty_bytes() {
+        assert_eq!(std::mem::size_of::<Sent>(), 40);
     }
 
     #[test]
