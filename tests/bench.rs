@@ -37,6 +37,8 @@ fn the_load_tool_runs_and_reports() {
         "forwarded_bps",
         "loss_ratio",
         "probe_gap_ratio",
+        "server_delay_ms_p50",
+        "server_delay_ms_p99",
         "latency_ms_p50",
         "latency_ms_p99",
         "server_cpu_seconds",
@@ -50,4 +52,8 @@ fn the_load_tool_runs_and_reports() {
     assert_eq!(report["participants"], 3);
     assert!(report["forwarded_pps"].as_f64().unwrap() > 0.0, "{report}");
     assert!(report["latency_samples"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        report["server_delay_ms_p99"].as_f64().unwrap() > 0.0,
+        "the server's forwarding-delay histogram counted nothing: {report}"
+    );
 }

@@ -315,7 +315,7 @@ async fn retransmissions_repair_a_lossy_downlink() {
     let before = probes(&receiver);
     let before_rtp = {
         let o = receiver.observed();
-        (o.rtp_expected, o.rtp_received)
+        (o.rtp_expected, o.rtp_received, o.padding_packets)
     };
     tokio::time::sleep(Duration::from_secs(8)).await;
     // Stop losing, and give the last retransmissions a moment to arrive.
@@ -327,17 +327,19 @@ async fn retransmissions_repair_a_lossy_downlink() {
     let missing = expected - (o.probes_received - before.1).min(expected);
     let recovered = 1.0 - missing as f64 / dropped.max(1) as f64;
     // The same, counted as the load tool counts loss: by RTP sequence numbers, where a repair
-    // fills the gap its loss left.
+    // fills the gap its loss left. Bandwidth probes (padding) share the numbers and are never
+    // repaired: a tenth of them may be missing too.
     let rtp_expected = o.rtp_expected - before_rtp.0;
     let rtp_missing = rtp_expected - (o.rtp_received - before_rtp.1).min(rtp_expected);
+    let padding = o.padding_packets - before_rtp.2;
     eprintln!(
         "{dropped} RTP datagrams dropped, {missing} of {expected} packets never arrived \
          ({rtp_missing} of {rtp_expected} by RTP sequence numbers): {:.1} % recovered",
         recovered * 100.0
     );
     assert!(
-        rtp_missing <= missing + 2,
-        "by sequence numbers {rtp_missing} missing, by probes {missing}"
+        rtp_missing <= missing + 2 + padding / 4,
+        "by sequence numbers {rtp_missing} missing, by probes {missing} ({padding} padding packets)"
     );
     assert!(
         dropped > 30,

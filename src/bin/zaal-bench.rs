@@ -194,7 +194,15 @@ fn process_usage(pid: u32) -> Option<(f64, u64)> {
 }
 
 /// The server's forwarding counters, from /metrics.
-async fn forwarded(client: &reqwest::Client, server: &str) -> Option<(u64, u64)> {
+/// What one scrape of the server's `/metrics` says.
+struct Scrape {
+    forwarded: u64,
+    payload_bytes: u64,
+    /// The forwarding-delay histogram: cumulative packet counts by upper bound in seconds.
+    delay: Vec<(f64, u64)>,
+}
+
+async fn scrape(client: &reqwest::Client, server: &str) -> Option<Scrape> {
     let text = client
         .get(format!("{server}/metrics"))
         .send()
@@ -208,10 +216,59 @@ async fn forwarded(client: &reqwest::Client, server: &str) -> Option<(u64, u64)>
             .find_map(|l| l.strip_prefix(name))
             .and_then(|v| v.trim().parse::<u64>().ok())
     };
-    Some((
-        value("zaal_rtp_packets_forwarded_total ")?,
-        value("zaal_rtp_payload_bytes_forwarded_total ")?,
-    ))
+    Some(Scrape {
+        forwarded: value("zaal_rtp_packets_forwarded_total ")?,
+        payload_bytes: value("zaal_rtp_payload_bytes_forwarded_total ")?,
+        delay: delay_buckets(&text),
+    })
+}
+
+fn delay_buckets(metrics: &str) -> Vec<(f64, u64)> {
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("zaal_forwarding_delay_seconds_bucket{le=\""))
+        .filter_map(|rest| {
+            let (le, count) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The `p`-th percentile (0–100), in milliseconds, of what was counted into a histogram between
+/// two scrapes of it, interpolated within its bucket (the lower bound when it falls above every
+/// bound).
+fn histogram_percentile_ms(before: &[(f64, u64)], after: &[(f64, u64)], p: f64) -> f64 {
+    let counts: Vec<(f64, u64)> = after
+        .iter()
+        .map(|&(le, n)| {
+            let earlier = before.iter().find(|b| b.0 == le).map_or(0, |b| b.1);
+            (le, n.saturating_sub(earlier))
+        })
+        .collect();
+    let Some(&(_, total)) = counts.last() else {
+        return 0.0;
+    };
+    if total == 0 {
+        return 0.0;
+    }
+    let target = p / 100.0 * total as f64;
+    let (mut lower, mut below) = (0.0, 0u64);
+    for &(le, cumulative) in &counts {
+        if cumulative as f64 >= target && cumulative > below {
+            if le.is_infinite() {
+                return lower * 1000.0;
+            }
+            let fraction = (target - below as f64) / (cumulative - below) as f64;
+            return (lower + fraction * (le - lower)) * 1000.0;
+        }
+        (lower, below) = (le, cumulative);
+    }
+    lower * 1000.0
 }
 
 /// The `p`-th percentile (0–100) of sorted samples.
@@ -307,9 +364,10 @@ async fn run(args: Args) -> Result<(), String> {
         p.take_latency();
     }
     let (cpu0, _) = process_usage(pid).ok_or("the server is gone")?;
-    let (fwd0, bytes0) = forwarded(&client, &server)
+    let first = scrape(&client, &server)
         .await
         .ok_or("cannot read the server's /metrics")?;
+    let fwd0 = first.forwarded;
     let t0 = totals(&participants);
     let window_start = Instant::now();
     let mut last = (window_start, fwd0);
@@ -317,7 +375,9 @@ async fn run(args: Args) -> Result<(), String> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if !args.quiet {
             let now = Instant::now();
-            let fwd = forwarded(&client, &server).await.map_or(last.1, |f| f.0);
+            let fwd = scrape(&client, &server)
+                .await
+                .map_or(last.1, |s| s.forwarded);
             let t = totals(&participants);
             let loss =
                 1.0 - (t.received - t0.received) as f64 / (t.expected - t0.expected).max(1) as f64;
@@ -332,9 +392,10 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let elapsed = window_start.elapsed().as_secs_f64();
     let (cpu1, rss) = process_usage(pid).ok_or("the server is gone")?;
-    let (fwd1, bytes1) = forwarded(&client, &server)
+    let last_scrape = scrape(&client, &server)
         .await
         .ok_or("cannot read the server's /metrics")?;
+    let fwd1 = last_scrape.forwarded;
     let t1 = totals(&participants);
     let mut latency: Vec<u32> = participants.iter().flat_map(|p| p.take_latency()).collect();
     latency.sort_unstable();
@@ -356,13 +417,15 @@ async fn run(args: Args) -> Result<(), String> {
         "duration_s": elapsed,
         "forwarded_packets": forwarded_packets,
         "forwarded_pps": forwarded_packets as f64 / elapsed,
-        "forwarded_bps": (bytes1 - bytes0) as f64 * 8.0 / elapsed,
+        "forwarded_bps": (last_scrape.payload_bytes - first.payload_bytes) as f64 * 8.0 / elapsed,
         "received_pps": (t1.packets - t0.packets) as f64 / elapsed,
         "loss_ratio": if expected == 0 { 0.0 } else { (1.0 - received as f64 / expected as f64).max(0.0) },
         "probe_gap_ratio": if probes_expected == 0 { 0.0 } else { (1.0 - probes_received as f64 / probes_expected as f64).max(0.0) },
         "latency_ms_p50": percentile(&latency, 50.0) / 1000.0,
         "latency_ms_p99": percentile(&latency, 99.0) / 1000.0,
         "latency_samples": latency.len(),
+        "server_delay_ms_p50": histogram_percentile_ms(&first.delay, &last_scrape.delay, 50.0),
+        "server_delay_ms_p99": histogram_percentile_ms(&first.delay, &last_scrape.delay, 99.0),
         "server_cpu_seconds": cpu,
         "server_cpu_us_per_forwarded_packet": if forwarded_packets == 0 { 0.0 } else { cpu * 1e6 / forwarded_packets as f64 },
         "server_rss_bytes": rss,
@@ -384,6 +447,27 @@ async fn run(args: Args) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentiles_of_a_histogram_between_two_scrapes() {
+        let text = "zaal_forwarding_delay_seconds_bucket{le=\"0.0001\"} 10\n\
+                    zaal_forwarding_delay_seconds_bucket{le=\"0.001\"} 110\n\
+                    zaal_forwarding_delay_seconds_bucket{le=\"+Inf\"} 120\n";
+        let after = delay_buckets(text);
+        assert_eq!(after.len(), 3);
+        let before = [(0.0001, 10), (0.001, 10), (f64::INFINITY, 10)];
+        // Between the scrapes: 100 packets, all between 0.1 and 1 ms, then 10 above.
+        let p50 = histogram_percentile_ms(&before, &after, 50.0);
+        assert!((p50 - 0.595).abs() < 1e-9, "{p50}");
+        assert!((histogram_percentile_ms(&before, &after, 99.0) - 1.0).abs() < 1e-9);
+        assert_eq!(
+            histogram_percentile_ms(&after, &after, 99.0),
+            0.0,
+            "nothing counted"
+        );
+        let none_before = [];
+        assert!((histogram_percentile_ms(&none_before, &after, 5.0) - 0.06).abs() < 1e-9);
+    }
 
     #[test]
     fn percentiles_of_sorted_samples() {

@@ -168,6 +168,8 @@ struct Core {
     last_allocation: Instant,
     /// Allocation rounds since the start, for reports every so many.
     quality_rounds: u32,
+    /// The forwarded-packet count at the last timed flush.
+    forwarded_at_flush: u64,
 }
 
 impl Engine {
@@ -201,6 +203,7 @@ impl Engine {
                 last_n,
                 maintenance_ticks: 0,
                 quality_rounds: 0,
+                forwarded_at_flush: 0,
                 last_allocation: Instant::now(),
             },
         })
@@ -249,7 +252,7 @@ impl Engine {
                 .try_recv_batch(&mut self.buffers, |from, dst, datagram| {
                     core.on_datagram(now, from, dst, datagram)
                 }) {
-                Ok(_) => self.core.flush(&self.socket),
+                Ok(_) => self.core.flush_timed(&self.socket, now),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 // ICMP errors and the like concern one remote address, not the port.
                 Err(_) => continue,
@@ -275,6 +278,17 @@ impl Core {
             self.touched_flag[key] = true;
             self.touched.push(key);
         }
+    }
+
+    /// [`Self::flush`], and the packets forwarded since the last one counted as having waited
+    /// since `read` (when their datagrams were read).
+    fn flush_timed(&mut self, socket: &MediaSocket, read: Instant) {
+        self.flush(socket);
+        let forwarded = self.counters.rtp_forwarded.load(Ordering::Relaxed);
+        self.counters
+            .forwarding_delay
+            .record(read.elapsed(), forwarded - self.forwarded_at_flush);
+        self.forwarded_at_flush = forwarded;
     }
 
     /// Sends everything the touched connections want to send and refreshes their deadlines.

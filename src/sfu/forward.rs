@@ -114,7 +114,9 @@ impl Rewrite {
             sequence_number: header.sequence_number,
             timestamp: header.timestamp,
             ssrc: self.ssrc,
-            csrc: header.csrc.clone(),
+            // The SFU is not a mixer: what it sends has no contributing sources (browsers send
+            // none either), and its retransmissions keep none.
+            csrc: Vec::new(),
             extension_profile: header.extension_profile,
             extensions,
             extensions_padding: 0,

@@ -141,6 +141,58 @@ pub struct SfuCounters {
     pub send_errors: AtomicU64,
     pub peers: AtomicU64,
     pub quality: QualityFigures,
+    /// How long forwarded packets spent in the SFU.
+    pub forwarding_delay: DelayHistogram,
+}
+
+/// Upper bounds of the forwarding-delay buckets, in seconds (a last one holds the rest).
+pub const FORWARDING_DELAY_BOUNDS_S: [f64; 8] =
+    [0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.05];
+
+/// Forwarded packets by the time from the read of their batch of datagrams to the send of the
+/// batch's last datagram: what the SFU added to their way, not counting the time a datagram
+/// waited in the socket before the read. Updated once per batch, never per packet.
+#[derive(Debug, Default)]
+pub struct DelayHistogram {
+    /// Per bucket, not cumulative; the last is above every bound.
+    buckets: [AtomicU64; FORWARDING_DELAY_BOUNDS_S.len() + 1],
+    sum_ns: AtomicU64,
+    count: AtomicU64,
+}
+
+impl DelayHistogram {
+    /// `packets` forwarded packets each waited at most `delay`.
+    pub fn record(&self, delay: std::time::Duration, packets: u64) {
+        if packets == 0 {
+            return;
+        }
+        let seconds = delay.as_secs_f64();
+        let bucket = FORWARDING_DELAY_BOUNDS_S
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(FORWARDING_DELAY_BOUNDS_S.len());
+        self.buckets[bucket].fetch_add(packets, Ordering::Relaxed);
+        let ns = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_ns
+            .fetch_add(ns.saturating_mul(packets), Ordering::Relaxed);
+        self.count.fetch_add(packets, Ordering::Relaxed);
+    }
+
+    /// (sum in seconds, count, per-bucket counts with their upper bounds; infinity for the
+    /// last), as the metrics encoder takes them.
+    pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let buckets = FORWARDING_DELAY_BOUNDS_S
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(self.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
+            .collect();
+        (
+            self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            self.count.load(Ordering::Relaxed),
+            buckets,
+        )
+    }
 }
 
 /// Media quality across every receiver and source, refreshed after each allocation round

@@ -5,9 +5,10 @@
 //! stream). A NACK names packets the receiver misses; each is resent if it is still kept, has
 //! not been resent in the last `HOLD_OFF` (a receiver that asks again before the first resend can
 //! have arrived would otherwise double it), and the stream's repair budget allows: resends may
-//! take at most a share of the receiver's bandwidth estimate. Without that cap a lossy narrow
-//! link is a feedback loop: loss brings NACKs, resends fill the link, more is lost. Padding
-//! (bandwidth probes) is never kept or resent.
+//! take at most a share of the receiver's bandwidth estimate, or of what its link delivered
+//! lately if that is more (loss alone pulls the estimate down, just when repair is needed).
+//! Without that cap a lossy narrow link is a feedback loop: loss brings NACKs, resends fill the
+//! link, more is lost. Padding (bandwidth probes) is never kept or resent.
 //!
 //! Sits in the `rtc` interceptor chain in place of its NACK responder, which resends without
 //! either limit. Keeping a packet allocates nothing unless it carries end-to-end header

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc::interceptor::{
-    BandwidthEstimator, Interceptor, Packet, PacketReport, StreamInfo, TaggedPacket, convert_twcc,
+    Attribute, BandwidthEstimator, Interceptor, Packet, PacketReport, StreamInfo, TaggedPacket,
+    convert_twcc,
 };
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::sansio::Protocol;
@@ -184,16 +185,21 @@ impl SendHistory {
     }
 
     /// Appends to `out`, in send order, every packet up to the newest one reported as arrived
-    /// that was not reported before; those not reported as arrived count as lost.
-    pub fn take_reports(&mut self, out: &mut Vec<PacketReport>) {
+    /// that was not reported before; those not reported as arrived count as lost, unless they
+    /// left more than [`KEEP_UNREPORTED`] before `now`: after a long gap in feedback, silence
+    /// about old packets is no evidence that they were lost.
+    pub fn take_reports(&mut self, now: Instant, out: &mut Vec<PacketReport>) {
         let Some(highest) = self.highest_arrived else {
             return;
         };
         let oldest_kept = self.next_id.saturating_sub(self.slots.len() as u64);
+        let stale_before = self
+            .nanos_since_epoch(now)
+            .saturating_sub(KEEP_UNREPORTED.as_nanos() as u64);
         let mask = self.mask();
         for id in self.next_to_report.max(oldest_kept)..=highest {
             let sent = self.slots[(id & mask) as usize];
-            if sent.id != id {
+            if sent.id != id || (!sent.arrived && sent.departure_ns < stale_before) {
                 continue;
             }
             out.push(PacketReport {
@@ -222,6 +228,7 @@ pub struct TransportCc<E: BandwidthEstimator> {
     streams: Vec<(u32, u8)>,
     /// Reused for every feedback packet.
     reports: Vec<PacketReport>,
+    last_target: f64,
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
 }
@@ -229,6 +236,7 @@ pub struct TransportCc<E: BandwidthEstimator> {
 impl<E: BandwidthEstimator> TransportCc<E> {
     pub fn new(now: Instant, estimator: E) -> Self {
         Self {
+            last_target: estimator.target_bitrate(),
             estimator,
             history: SendHistory::new(now),
             streams: Vec::new(),
@@ -245,19 +253,31 @@ impl<E: BandwidthEstimator> TransportCc<E> {
             .map(|at| self.streams[at].1)
     }
 
-    fn on_feedback(&mut self, now: Instant, feedback: &TransportLayerCc) {
-        for ack in convert_twcc(feedback) {
-            self.history
-                .acknowledge(ack.sequence_number, ack.arrived, ack.arrival);
+    /// Applies every transport-wide feedback packet of one compound RTCP packet, then hands the
+    /// estimator what they settled, in one batch. Returns whether there was any.
+    fn on_compound(&mut self, now: Instant, packets: &[Box<dyn rtc::rtcp::Packet>]) -> bool {
+        let mut any = false;
+        for packet in packets {
+            if let Some(feedback) = packet.as_any().downcast_ref::<TransportLayerCc>() {
+                any = true;
+                for ack in convert_twcc(feedback) {
+                    self.history
+                        .acknowledge(ack.sequence_number, ack.arrived, ack.arrival);
+                }
+            }
         }
-        self.reports.clear();
-        self.history.take_reports(&mut self.reports);
+        if !any {
+            return false;
+        }
+        self.history.take_reports(now, &mut self.reports);
         if !self.reports.is_empty() {
             self.estimator.on_reports(now, &self.reports);
         }
+        self.reports.clear();
         // The first feedback after a stall can name a thousand packets; do not keep room for
         // that for the rest of the call.
         self.reports.shrink_to(REPORTS_KEPT);
+        true
     }
 }
 
@@ -268,13 +288,18 @@ impl<E: BandwidthEstimator> Protocol<TaggedPacket, TaggedPacket, ()> for Transpo
     type Error = rtc::shared::error::Error;
     type Time = Instant;
 
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet {
-            for packet in packets {
-                if let Some(feedback) = packet.as_any().downcast_ref::<TransportLayerCc>() {
-                    self.on_feedback(msg.now, feedback);
-                }
-            }
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        let fed = match &msg.message.packet {
+            Packet::Rtcp(packets) => self.on_compound(msg.now, packets),
+            _ => false,
+        };
+        // As webrtc-rs's own controller does: the connection's statistics show the estimate.
+        let target = self.estimator.target_bitrate();
+        if fed && target != self.last_target {
+            self.last_target = target;
+            msg.message.add(Attribute::TargetBitrateChanged {
+                bits_per_second: target,
+            });
         }
         self.read_queue.push_back(msg);
         Ok(())
@@ -289,10 +314,16 @@ impl<E: BandwidthEstimator> Protocol<TaggedPacket, TaggedPacket, ()> for Transpo
             && let Some(extension_id) = self.extension_id(packet.header.ssrc)
         {
             // The number is known only once the packet is recorded, and the size only once it
-            // carries the number: stamp with a placeholder of the same length first.
-            let _ = packet
+            // carries the number: stamp with a placeholder of the same length first. A packet
+            // that cannot carry the extension is not recorded: it would only ever count as lost.
+            if packet
                 .header
-                .set_extension(extension_id, sequence_extension(0));
+                .set_extension(extension_id, sequence_extension(0))
+                .is_err()
+            {
+                self.write_queue.push_back(msg);
+                return Ok(());
+            }
             let sequence = self.history.record(
                 msg.now,
                 packet.header.ssrc,
@@ -384,7 +415,7 @@ mod tests {
         h.acknowledge(3, true, Some(ms(43)));
         h.acknowledge(2, false, None);
         let mut out = Vec::new();
-        h.take_reports(&mut out);
+        h.take_reports(t, &mut out);
         let seen: Vec<(u16, bool)> = out
             .iter()
             .map(|r| (r.rtp_sequence_number, r.arrived))
@@ -398,10 +429,10 @@ mod tests {
         assert_eq!(out[3].arrival, Some(ms(43)));
         assert_eq!(out[3].size, 1200);
         out.clear();
-        h.take_reports(&mut out);
+        h.take_reports(t, &mut out);
         assert!(out.is_empty(), "each packet is reported once");
         h.acknowledge(4, true, Some(ms(44)));
-        h.take_reports(&mut out);
+        h.take_reports(t, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].twcc_sequence_number, 4);
     }
@@ -412,12 +443,32 @@ mod tests {
         let mut h = SendHistory::new(t);
         let mut out = Vec::new();
         h.acknowledge(0, true, Some(ms(1)));
-        h.take_reports(&mut out);
+        h.take_reports(t, &mut out);
         assert!(out.is_empty(), "nothing sent yet");
         h.record(t, 1, 0, 100);
         h.acknowledge(5, true, Some(ms(1)));
-        h.take_reports(&mut out);
+        h.take_reports(t, &mut out);
         assert!(out.is_empty(), "5 was never sent");
+    }
+
+    #[test]
+    fn after_a_long_silence_old_packets_are_not_reported_as_lost() {
+        let t = Instant::now();
+        let mut h = SendHistory::new(t);
+        for i in 0..10u16 {
+            h.record(t, 1, i, 1000);
+        }
+        let later = t + Duration::from_secs(3);
+        let last = h.record(later, 1, 10, 1000);
+        h.acknowledge(last, true, Some(ms(1)));
+        let mut out = Vec::new();
+        h.take_reports(later, &mut out);
+        assert_eq!(
+            out.len(),
+            1,
+            "feedback stalled for 3 s says nothing of the first ten"
+        );
+        assert!(out[0].arrived);
     }
 
     #[test]
@@ -433,7 +484,7 @@ mod tests {
             if i > 0 {
                 h.acknowledge(seq.wrapping_sub(1), true, Some(ms(1)));
                 out.clear();
-                h.take_reports(&mut out);
+                h.take_reports(t, &mut out);
                 assert_eq!(out.len(), 1, "at packet {i}");
                 assert_eq!(out[0].id, u64::from(i) - 1);
             }
@@ -456,7 +507,7 @@ mod tests {
         assert_eq!(h.capacity(), 1024);
         h.acknowledge(999, true, Some(ms(100)));
         let mut out = Vec::new();
-        h.take_reports(&mut out);
+        h.take_reports(t, &mut out);
         assert_eq!(out.len(), 1000, "every packet sent is accounted for");
         assert_eq!(out.iter().filter(|r| r.arrived).count(), 1);
 

@@ -3,6 +3,8 @@
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -75,10 +77,41 @@ pub fn render(focus: &FocusStats, sfu: &SfuCounters) -> String {
         counter(&sfu.rtp_bytes_forwarded),
     );
     register_quality(&mut registry, &sfu.quality);
+    let (sum, count, buckets) = sfu.forwarding_delay.snapshot();
+    registry.register(
+        "forwarding_delay_seconds",
+        "Forwarded packets by the time they spent in the SFU, from the read of their datagram to \
+         the send of the copies",
+        Histogram {
+            sum,
+            count,
+            buckets,
+        },
+    );
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &registry);
     out
+}
+
+/// A histogram whose counts were kept elsewhere (atomics the SFU updates without a lock),
+/// rendered as one.
+#[derive(Debug)]
+struct Histogram {
+    sum: f64,
+    count: u64,
+    /// Per bucket, with upper bounds; the last infinite (rendered `+Inf`).
+    buckets: Vec<(f64, u64)>,
+}
+
+impl EncodeMetric for Histogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count, &self.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }
 
 /// Media quality across receivers and sources: counts by band and layer, and sums; the bridge
@@ -176,5 +209,27 @@ mod tests {
         );
         assert!(text.contains(r#"zaal_receivers_by_downlink_estimate{up_to="300k"} 0"#));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn forwarding_delay_is_a_cumulative_histogram_counted_per_packet() {
+        let sfu = SfuCounters::default();
+        // A batch of 30 packets sent 0.3 ms after its read, and one of 5 after 20 ms.
+        sfu.forwarding_delay
+            .record(std::time::Duration::from_micros(300), 30);
+        sfu.forwarding_delay
+            .record(std::time::Duration::from_millis(20), 5);
+        let text = render(&FocusStats::default(), &sfu);
+        for line in [
+            "# TYPE zaal_forwarding_delay_seconds histogram",
+            r#"zaal_forwarding_delay_seconds_bucket{le="0.00025"} 0"#,
+            r#"zaal_forwarding_delay_seconds_bucket{le="0.0005"} 30"#,
+            r#"zaal_forwarding_delay_seconds_bucket{le="0.01"} 30"#,
+            r#"zaal_forwarding_delay_seconds_bucket{le="0.05"} 35"#,
+            r#"zaal_forwarding_delay_seconds_bucket{le="+Inf"} 35"#,
+            "zaal_forwarding_delay_seconds_count 35",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }
