@@ -31,8 +31,9 @@ const INITIAL_CAPACITY: usize = 256;
 /// ...and grows up to this while feedback lags (a power of two that divides 2^16, so a sequence
 /// number names one slot).
 const MAX_CAPACITY: usize = 16_384;
-/// A packet not yet reported on is worth keeping this long; older ones are given up as lost
-/// rather than grow the ring.
+/// A packet not yet reported on is worth keeping this long. Older ones are given up: they no
+/// longer make the ring grow, and feedback that resumes after a stall does not report them as
+/// lost (silence is no evidence of loss).
 const KEEP_UNREPORTED: Duration = Duration::from_secs(2);
 
 /// Room kept for the reports of one feedback packet (a tenth of a second of a full room).
