@@ -152,9 +152,29 @@ impl SendHistory {
     }
 
     fn grow(&mut self) {
-        let mut slots = vec![EMPTY; self.slots.len() * 2];
-        let mask = slots.len() as u64 - 1;
-        for sent in self.slots.iter().filter(|s| s.id != u64::MAX) {
+        self.resize(self.slots.len() * 2);
+    }
+
+    /// Gives back what a stall made the ring grow to, once feedback has caught up: fewer
+    /// packets unreported than an eighth of the ring (growth comes at all of it, so the two do
+    /// not chase each other).
+    fn shrink_if_idle(&mut self) {
+        let unreported = self.next_id.saturating_sub(self.next_to_report);
+        if self.slots.len() > INITIAL_CAPACITY && unreported < self.slots.len() as u64 / 8 {
+            self.resize(self.slots.len() / 2);
+        }
+    }
+
+    /// Moves the newest `capacity` records into a ring of that size.
+    fn resize(&mut self, capacity: usize) {
+        let mut slots = vec![EMPTY; capacity];
+        let mask = capacity as u64 - 1;
+        let oldest = self.next_id.saturating_sub(capacity as u64);
+        for sent in self
+            .slots
+            .iter()
+            .filter(|s| s.id != u64::MAX && s.id >= oldest)
+        {
             slots[(sent.id & mask) as usize] = *sent;
         }
         self.slots = slots;
@@ -218,6 +238,7 @@ impl SendHistory {
             });
         }
         self.next_to_report = self.next_to_report.max(highest + 1);
+        self.shrink_if_idle();
     }
 }
 
@@ -511,6 +532,19 @@ mod tests {
         h.take_reports(t, &mut out);
         assert_eq!(out.len(), 1000, "every packet sent is accounted for");
         assert_eq!(out.iter().filter(|r| r.arrived).count(), 1);
+
+        assert_eq!(
+            h.capacity(),
+            512,
+            "caught up: given back down to an eighth's margin"
+        );
+        for i in 1000..1100u64 {
+            let seq = h.record(t + ms(100) + Duration::from_micros(i), 1, i as u16, 1000);
+            h.acknowledge(seq, true, Some(ms(101)));
+        }
+        out.clear();
+        h.take_reports(t + ms(101), &mut out);
+        assert_eq!(out.len(), 100, "nothing lost in the shrinking");
 
         // A receiver that never answers: old packets are overwritten, not kept for ever.
         let mut h = SendHistory::new(t);
