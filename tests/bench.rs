@@ -36,7 +36,7 @@ fn the_load_tool_runs_and_reports() {
         "forwarded_pps",
         "forwarded_bps",
         "loss_ratio",
-        "probe_gap_ratio",
+        "payload_gap_ratio",
         "server_delay_ms_p50",
         "server_delay_ms_p99",
         "latency_ms_p50",

@@ -420,7 +420,7 @@ async fn run(args: Args) -> Result<(), String> {
         "forwarded_bps": (last_scrape.payload_bytes - first.payload_bytes) as f64 * 8.0 / elapsed,
         "received_pps": (t1.packets - t0.packets) as f64 / elapsed,
         "loss_ratio": if expected == 0 { 0.0 } else { (1.0 - received as f64 / expected as f64).max(0.0) },
-        "probe_gap_ratio": if probes_expected == 0 { 0.0 } else { (1.0 - probes_received as f64 / probes_expected as f64).max(0.0) },
+        "payload_gap_ratio": if probes_expected == 0 { 0.0 } else { (1.0 - probes_received as f64 / probes_expected as f64).max(0.0) },
         "latency_ms_p50": percentile(&latency, 50.0) / 1000.0,
         "latency_ms_p99": percentile(&latency, 99.0) / 1000.0,
         "latency_samples": latency.len(),

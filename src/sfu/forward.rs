@@ -165,7 +165,7 @@ mod tests {
     }
 
     const LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
-    const TWCC: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+    const TWCC: &str = rtc::sdp::description::media::EXT_MAP_VALUE_TRANSPORT_CC_URI;
 
     #[test]
     fn maps_payload_type_ssrc_and_extensions() {

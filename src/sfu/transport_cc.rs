@@ -20,11 +20,8 @@ use rtc::interceptor::{
 };
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::sansio::Protocol;
+use rtc::sdp::description::media::EXT_MAP_VALUE_TRANSPORT_CC_URI as TRANSPORT_CC_URI;
 use rtc::shared::marshal::MarshalSize;
-
-/// The header extension this module writes and reads feedback for.
-pub const TRANSPORT_CC_URI: &str =
-    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
 /// The ring starts this small (a receiver of one stream needs no more)...
 const INITIAL_CAPACITY: usize = 256;
