@@ -62,4 +62,9 @@ impl Interceptor for KeyframeRequestTap {
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+
+    /// Outbound packets are none of its business: the chain carries them past its queue.
+    fn passes_writes_through(&self) -> bool {
+        true
+    }
 }

@@ -61,6 +61,9 @@ pub(crate) struct Chain {
     interceptors: Vec<Box<dyn Interceptor>>,
     read_outs: VecDeque<TaggedPacket>,
     write_outs: VecDeque<TaggedPacket>,
+    /// The belt of the last walk, kept for its capacity: a walk per packet sent would otherwise
+    /// allocate one.
+    spare_belt: VecDeque<TaggedPacket>,
 }
 
 impl Chain {
@@ -127,13 +130,32 @@ impl Chain {
     }
 
     fn drain_write(&mut self) {
-        let belt = Self::walk(
-            self.interceptors.iter_mut().rev(),
-            VecDeque::new(),
-            |s, p| s.handle_write(p),
-            |s| s.poll_write(),
-        );
-        self.write_outs.extend(belt);
+        let belt = std::mem::take(&mut self.spare_belt);
+        let mut belt = Self::walk_writes(&mut self.interceptors, belt);
+        self.write_outs.extend(belt.drain(..));
+        self.spare_belt = belt;
+    }
+
+    /// The write walk, application → wire. An interceptor that
+    /// [passes writes through](Interceptor::passes_writes_through) is not handed the belt: the
+    /// packets on it go on as they are, and what it generated itself joins them behind.
+    fn walk_writes(
+        interceptors: &mut [Box<dyn Interceptor>],
+        mut belt: VecDeque<TaggedPacket>,
+    ) -> VecDeque<TaggedPacket> {
+        for interceptor in interceptors.iter_mut().rev() {
+            if !interceptor.passes_writes_through() {
+                while let Some(next) = belt.pop_front() {
+                    if let Err(err) = interceptor.handle_write(next) {
+                        log::warn!("interceptor handle failed: {err}");
+                    }
+                }
+            }
+            while let Some(next) = interceptor.poll_write() {
+                belt.push_back(next);
+            }
+        }
+        belt
     }
 }
 
@@ -165,13 +187,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for Chain {
     }
 
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        let belt = Self::walk(
-            self.interceptors.iter_mut().rev(),
-            VecDeque::from([msg]),
-            |s, p| s.handle_write(p),
-            |s| s.poll_write(),
-        );
-        self.write_outs.extend(belt);
+        let mut belt = std::mem::take(&mut self.spare_belt);
+        belt.push_back(msg);
+        let mut belt = Self::walk_writes(&mut self.interceptors, belt);
+        self.write_outs.extend(belt.drain(..));
+        self.spare_belt = belt;
         Ok(())
     }
 

@@ -373,6 +373,16 @@ pub trait Interceptor:
 
     /// unbind_remote_stream is called when the Stream is removed. It can be used to clean up any data related to that track.
     fn unbind_remote_stream(&mut self, info: &StreamInfo);
+
+    /// Whether this interceptor hands every outbound packet on unchanged, so that the chain may
+    /// carry outbound packets past it instead of through its queue. What it generates itself
+    /// (reports, feedback) is still collected from [`poll_write`](sansio::Protocol::poll_write).
+    ///
+    /// Most interceptors only watch one direction; carrying a packet through one that does not
+    /// look at it costs a queue push and pop of the whole packet, several times per packet sent.
+    fn passes_writes_through(&self) -> bool {
+        false
+    }
 }
 
 /// An interceptor whose concrete type has been erased.
@@ -396,6 +406,10 @@ impl<P: Interceptor + ?Sized> Interceptor for Box<P> {
 
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
         (**self).unbind_remote_stream(info)
+    }
+
+    fn passes_writes_through(&self) -> bool {
+        (**self).passes_writes_through()
     }
 }
 
@@ -424,5 +438,9 @@ impl<P: Interceptor + ?Sized> Interceptor for &mut P {
 
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
         (**self).unbind_remote_stream(info)
+    }
+
+    fn passes_writes_through(&self) -> bool {
+        (**self).passes_writes_through()
     }
 }

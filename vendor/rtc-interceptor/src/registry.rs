@@ -422,6 +422,7 @@ mod tests {
         log: Log,
         read_queue: VecDeque<TaggedPacket>,
         write_queue: VecDeque<TaggedPacket>,
+        passes_writes: bool,
     }
 
     impl Marker {
@@ -431,6 +432,7 @@ mod tests {
                 log,
                 read_queue: VecDeque::new(),
                 write_queue: VecDeque::new(),
+                passes_writes: false,
             }
         }
     }
@@ -476,6 +478,9 @@ mod tests {
         fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
         fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
         fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+        fn passes_writes_through(&self) -> bool {
+            self.passes_writes
+        }
     }
 
     fn packet() -> TaggedPacket {
@@ -492,6 +497,41 @@ mod tests {
             .with(Slot::NackGenerator, Marker::new("middle", log.clone()))
             .with(Slot::JitterBuffer, Marker::new("app", log.clone()))
             .build()
+    }
+
+    /// An interceptor that passes writes through is not handed outbound packets, yet what it
+    /// generated itself still leaves, through every interceptor wire-ward of it.
+    #[test]
+    fn writes_go_past_an_interceptor_that_passes_them_through() {
+        let log = Log::default();
+        let mut middle = Marker::new("middle", log.clone());
+        middle.passes_writes = true;
+        middle.write_queue.push_back(TaggedPacket {
+            now: Instant::now(),
+            transport: TransportContext::default(),
+            message: AttributedPacket::new(Packet::Rtcp(vec![])),
+        });
+        let mut chain = Registry::new()
+            .with(Slot::TwccSender, Marker::new("wire", log.clone()))
+            .with(Slot::NackGenerator, middle)
+            .with(Slot::JitterBuffer, Marker::new("app", log.clone()))
+            .build();
+
+        chain.handle_write(packet()).unwrap();
+        let mut out = Vec::new();
+        while let Some(p) = chain.poll_write() {
+            out.push(p.message.packet);
+        }
+
+        assert_eq!(
+            vec!["app", "wire", "wire"],
+            *log.0.lock().unwrap(),
+            "the application's packet skipped the middle; the wire saw it and the generated one"
+        );
+        assert!(matches!(out.as_slice(), [Packet::Rtp(_), Packet::Rtcp(_)]));
+        chain.handle_write(packet()).unwrap();
+        assert!(chain.poll_write().is_some(), "a second walk reuses the belt");
+        assert!(chain.poll_write().is_none());
     }
 
     /// Slots decide the order, not the sequence of calls. Adding application-most first must

@@ -254,6 +254,102 @@ impl RTCPeerConnection {
         )
     }
 
+    /// Sends one application RTP packet on the short path: through the interceptor chain, SRTP
+    /// and the selected candidate pair straight into `write_outs`, with the same statistics as
+    /// the handler pipeline.
+    ///
+    /// The pipeline moves every message through eight handlers with a queue each (data channel,
+    /// SCTP, DTLS and the demuxer only pass RTP through), which costs more than encrypting it.
+    /// Before the connection can carry media (no selected pair, no SRTP keys, DTLS not done)
+    /// the packet takes the pipeline as before, and so does everything else that is written.
+    pub(crate) fn write_rtp_direct(&mut self, now: Instant, packet: rtp::Packet) -> Result<(), Error> {
+        use sansio::Protocol;
+
+        let ready = self
+            .pipeline_context
+            .interceptor_handler_context
+            .is_dtls_handshake_complete
+            && self
+                .pipeline_context
+                .srtp_handler_context
+                .local_srtp_context
+                .is_some()
+            && self
+                .pipeline_context
+                .ice_handler_context
+                .ice_transport
+                .agent
+                .get_selected_candidate_pair()
+                .is_some();
+        if !ready {
+            return self.handle_write(TaggedRTCMessage {
+                now,
+                message: RTCMessage::RtpPacket(String::new(), packet),
+            });
+        }
+        self.pipeline_context.observe(now);
+        // Whatever the application queued on the long path before goes first.
+        if !self
+            .pipeline_context
+            .endpoint_handler_context
+            .write_outs
+            .is_empty()
+        {
+            self.flush_writes();
+        }
+        self.interceptor.handle_write(::interceptor::TaggedPacket {
+            now,
+            transport: Default::default(),
+            message: Packet::Rtp(packet).into(),
+        })?;
+        // The chain may let out more than it was given (a retransmission, a report): each goes
+        // the same way.
+        while let Some(out) = self.interceptor.poll_write() {
+            let context = &mut self.pipeline_context;
+            interceptor::record_sent(&mut context.stats, &out);
+            let Some(srtp_context) = context.srtp_handler_context.local_srtp_context.as_mut()
+            else {
+                break;
+            };
+            let message = match srtp::protect(
+                srtp_context,
+                &mut context.srtp_handler_context.marshal_scratch,
+                &out.message.packet,
+            ) {
+                Ok(message) => message,
+                Err(err) => {
+                    warn!("write_rtp_direct: {err}");
+                    continue;
+                }
+            };
+            let Some((local, remote)) = context
+                .ice_handler_context
+                .ice_transport
+                .agent
+                .get_selected_candidate_pair()
+            else {
+                break;
+            };
+            let mut transport = out.transport;
+            transport.local_addr = local.base_addr();
+            transport.peer_addr = remote.addr();
+            transport.transport_protocol = local.network_type().to_protocol();
+            let bytes = message.len();
+            if let Some(key) = &context.ice_handler_context.selected_pair_key
+                && let Some(pair) = context.stats.ice_candidate_pairs.get_mut(key)
+            {
+                pair.on_packet_sent(bytes, out.now);
+            }
+            context.stats.transport.on_packet_sent(bytes);
+            context.write_outs.push_back(TaggedBytesMut {
+                now: out.now,
+                transport,
+                message,
+            });
+        }
+        Ok(())
+    }
+
     /// Runs every handler's pending writes down the pipeline into `write_outs`, where
     /// [`poll_write`](sansio::Protocol::poll_write) hands them out.
     fn flush_writes(&mut self) {
@@ -457,7 +553,11 @@ impl sansio::Protocol<TaggedBytesMut, TaggedRTCMessage, TaggedRTCEvent> for RTCP
     }
 
     fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.flush_writes();
+        // One sweep moves everything pending into `write_outs`; sweeping again for each datagram
+        // handed out would walk every handler and interceptor for nothing.
+        if self.pipeline_context.write_outs.is_empty() {
+            self.flush_writes();
+        }
         self.pipeline_context.write_outs.pop_front()
     }
 

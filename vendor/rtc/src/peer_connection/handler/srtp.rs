@@ -6,7 +6,8 @@ use crate::peer_connection::message::internal::{
 use interceptor::Packet;
 use log::debug;
 use shared::error::{Error, Result};
-use shared::marshal::{Marshal, Unmarshal};
+use bytes::BytesMut;
+use shared::marshal::{Marshal, MarshalSize, Unmarshal};
 use shared::util::is_rtcp;
 use srtp::context::Context;
 use std::collections::VecDeque;
@@ -16,10 +17,45 @@ use std::time::Instant;
 pub(crate) struct SrtpHandlerContext {
     pub(crate) local_srtp_context: Option<Context>,
     pub(crate) remote_srtp_context: Option<Context>,
+    /// Where an outbound RTP packet is marshalled before it is encrypted into a buffer of its
+    /// own, kept so that the plaintext costs no allocation per packet.
+    pub(crate) marshal_scratch: Vec<u8>,
 
     pub(crate) read_outs: VecDeque<TaggedRTCMessageInternal>,
     pub(crate) write_outs: VecDeque<TaggedRTCMessageInternal>,
     pub(crate) event_outs: VecDeque<TaggedRTCEventInternal>,
+}
+
+/// Encrypts one outbound RTP or RTCP packet with the local context.
+///
+/// RTP is marshalled into `scratch` and encrypted with the header it was marshalled from, so the
+/// plaintext is neither allocated nor parsed again to find its header. Shared by the handler
+/// pipeline and [`RTCPeerConnection::write_rtp_direct`](crate::peer_connection::RTCPeerConnection).
+pub(crate) fn protect(
+    context: &mut Context,
+    scratch: &mut Vec<u8>,
+    packet: &Packet,
+) -> Result<BytesMut> {
+    match packet {
+        Packet::Rtcp(rtcp_packets) => {
+            if rtcp_packets.is_empty() {
+                return Err(Error::Other("empty rtcp_packets".to_string()));
+            }
+            let packet = rtcp::packet::marshal(rtcp_packets)?;
+            context.encrypt_rtcp(&packet)
+        }
+        Packet::Rtp(rtp_packet) => {
+            let size = rtp_packet.marshal_size();
+            if scratch.len() < size {
+                scratch.resize(size, 0);
+            }
+            let written = rtp_packet.marshal_to(&mut scratch[..size])?;
+            context.encrypt_rtp_with_header(&scratch[..written], &rtp_packet.header)
+        }
+        _ => Err(Error::Other(
+            "unsupported packet kind for srtp write".to_string(),
+        )),
+    }
 }
 
 /// SrtpHandler implements SRTP/RTP/RTCP Protocols handling
@@ -108,31 +144,19 @@ impl<'a>
             debug!("srtp write {:?}", msg.transport.peer_addr);
 
             let encrypted = match message {
-                RTPMessage::Packet(Packet::Rtcp(rtcp_packets)) => {
-                    if rtcp_packets.is_empty() {
-                        return Err(Error::Other("empty rtcp_packets".to_string()));
+                RTPMessage::Packet(packet) => {
+                    let Some(context) = self.ctx.local_srtp_context.as_mut() else {
+                        return Err(Error::Other(format!(
+                            "local_srtp_context is not set yet for {} packet {:?}",
+                            if matches!(packet, Packet::Rtcp(_)) {
+                                "rtcp"
+                            } else {
+                                "rtp"
+                            },
+                            msg.transport.peer_addr
+                        )));
                     };
-
-                    if let Some(context) = self.ctx.local_srtp_context.as_mut() {
-                        let packet = rtcp::packet::marshal(&rtcp_packets)?;
-                        context.encrypt_rtcp(&packet)?
-                    } else {
-                        return Err(Error::Other(format!(
-                            "local_srp_context is not set yet for rtcp_packet {:?}",
-                            msg.transport.peer_addr
-                        )));
-                    }
-                }
-                RTPMessage::Packet(Packet::Rtp(rtp_message)) => {
-                    if let Some(context) = self.ctx.local_srtp_context.as_mut() {
-                        let packet = rtp_message.marshal()?;
-                        context.encrypt_rtp(&packet)?
-                    } else {
-                        return Err(Error::Other(format!(
-                            "local_srtp_context is not set yet for rtp_packet {:?}",
-                            msg.transport.peer_addr
-                        )));
-                    }
+                    protect(context, &mut self.ctx.marshal_scratch, &packet)?
                 }
                 RTPMessage::Raw(raw_packet) => {
                     // Bypass
@@ -142,11 +166,6 @@ impl<'a>
                 RTPMessage::TrackPacket(_) => {
                     return Err(Error::Other(
                         "application level track message should never reach here".to_string(),
-                    ));
-                }
-                RTPMessage::Packet(_) => {
-                    return Err(Error::Other(
-                        "unsupported packet kind for srtp write".to_string(),
                     ));
                 }
             };

@@ -466,11 +466,7 @@ impl RTCRtpSender<'_> {
             return Err(Error::ErrHeaderExtensionNotFound);
         }
 
-        let track_id = sender.track().track_id().to_string();
-        self.peer_connection.handle_write(TaggedRTCMessage {
-            now,
-            message: RTCMessage::RtpPacket(track_id, packet),
-        })
+        self.peer_connection.write_rtp_direct(now, packet)
     }
 
     /// Writes RTCP packets to the network.
