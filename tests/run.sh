@@ -12,6 +12,9 @@ step() { printf '\n== %s\n' "$*"; }
 step "Rust: unit and integration tests (release build)"
 cargo test --release --locked
 
+step "Rust: unit tests of the patched webrtc-rs crates (vendor/README.md)"
+cargo test --release --locked -p rtc -p rtc-interceptor --lib
+
 step "Browser tests: dependencies"
 if [ ! -x /usr/bin/chromium ]; then
     apt-get update -qq

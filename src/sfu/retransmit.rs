@@ -255,13 +255,8 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for Retransmitter {
         self.read_queue.pop_front()
     }
 
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtp(packet) = &msg.message.packet
-            && !packet.payload.is_empty()
-            && let Some(history) = self.streams.get_mut(&packet.header.ssrc)
-        {
-            history.keep(msg.now, packet);
-        }
+    fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write_in_place(&mut msg)?;
         self.write_queue.push_back(msg);
         Ok(())
     }
@@ -272,6 +267,21 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for Retransmitter {
 }
 
 impl Interceptor for Retransmitter {
+    /// Outbound packets are only copied into the history.
+    fn writes_in_place(&self) -> bool {
+        true
+    }
+
+    fn write_in_place(&mut self, msg: &mut TaggedPacket) -> Result<(), rtc::shared::error::Error> {
+        if let Packet::Rtp(packet) = &msg.message.packet
+            && !packet.payload.is_empty()
+            && let Some(history) = self.streams.get_mut(&packet.header.ssrc)
+        {
+            history.keep(msg.now, packet);
+        }
+        Ok(())
+    }
+
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         if info
             .rtcp_feedback

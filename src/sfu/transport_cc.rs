@@ -329,30 +329,7 @@ impl<E: BandwidthEstimator> Protocol<TaggedPacket, TaggedPacket, ()> for Transpo
     }
 
     fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtp(packet) = &mut msg.message.packet
-            && let Some(extension_id) = self.extension_id(packet.header.ssrc)
-        {
-            // The number is known only once the packet is recorded, and the size only once it
-            // carries the number: stamp with a placeholder of the same length first. A packet
-            // that cannot carry the extension is not recorded: it would only ever count as lost.
-            if packet
-                .header
-                .set_extension(extension_id, sequence_extension(0))
-                .is_err()
-            {
-                self.write_queue.push_back(msg);
-                return Ok(());
-            }
-            let sequence = self.history.record(
-                msg.now,
-                packet.header.ssrc,
-                packet.header.sequence_number,
-                packet.marshal_size(),
-            );
-            let _ = packet
-                .header
-                .set_extension(extension_id, sequence_extension(sequence));
-        }
+        self.write_in_place(&mut msg)?;
         self.write_queue.push_back(msg);
         Ok(())
     }
@@ -372,6 +349,38 @@ impl<E: BandwidthEstimator> Protocol<TaggedPacket, TaggedPacket, ()> for Transpo
 }
 
 impl<E: BandwidthEstimator> Interceptor for TransportCc<E> {
+    /// Outbound RTP is stamped and recorded where it lies.
+    fn writes_in_place(&self) -> bool {
+        true
+    }
+
+    fn write_in_place(&mut self, msg: &mut TaggedPacket) -> Result<(), rtc::shared::error::Error> {
+        if let Packet::Rtp(packet) = &mut msg.message.packet
+            && let Some(extension_id) = self.extension_id(packet.header.ssrc)
+        {
+            // The number is known only once the packet is recorded, and the size only once it
+            // carries the number: stamp with a placeholder of the same length first. A packet
+            // that cannot carry the extension is not recorded: it would only ever count as lost.
+            if packet
+                .header
+                .set_extension(extension_id, sequence_extension(0))
+                .is_err()
+            {
+                return Ok(());
+            }
+            let sequence = self.history.record(
+                msg.now,
+                packet.header.ssrc,
+                packet.header.sequence_number,
+                packet.marshal_size(),
+            );
+            let _ = packet
+                .header
+                .set_extension(extension_id, sequence_extension(sequence));
+        }
+        Ok(())
+    }
+
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         let Some(id) = info
             .rtp_header_extensions

@@ -138,13 +138,20 @@ impl Chain {
 
     /// The write walk, application → wire. An interceptor that
     /// [passes writes through](Interceptor::passes_writes_through) is not handed the belt: the
-    /// packets on it go on as they are, and what it generated itself joins them behind.
+    /// packets on it go on as they are. One that [writes in place](Interceptor::writes_in_place)
+    /// sees each where it lies. Either way, what it generated itself joins the belt behind.
     fn walk_writes(
         interceptors: &mut [Box<dyn Interceptor>],
         mut belt: VecDeque<TaggedPacket>,
     ) -> VecDeque<TaggedPacket> {
         for interceptor in interceptors.iter_mut().rev() {
-            if !interceptor.passes_writes_through() {
+            if interceptor.writes_in_place() {
+                for next in belt.iter_mut() {
+                    if let Err(err) = interceptor.write_in_place(next) {
+                        log::warn!("interceptor write in place failed: {err}");
+                    }
+                }
+            } else if !interceptor.passes_writes_through() {
                 while let Some(next) = belt.pop_front() {
                     if let Err(err) = interceptor.handle_write(next) {
                         log::warn!("interceptor handle failed: {err}");

@@ -383,6 +383,23 @@ pub trait Interceptor:
     fn passes_writes_through(&self) -> bool {
         false
     }
+
+    /// Whether this interceptor only looks at, or edits, each outbound packet as it passes and
+    /// never holds one back, drops or reorders it. The chain then hands it outbound packets
+    /// through [`write_in_place`](Self::write_in_place), where they stay on the chain's belt,
+    /// instead of moving each through [`handle_write`](sansio::Protocol::handle_write) and
+    /// [`poll_write`](sansio::Protocol::poll_write). What it generates itself is still collected
+    /// from `poll_write`.
+    fn writes_in_place(&self) -> bool {
+        false
+    }
+
+    /// What [`handle_write`](sansio::Protocol::handle_write) does to an outbound packet, done in
+    /// place. Called only when [`writes_in_place`](Self::writes_in_place) says so; an
+    /// interceptor that says so implements both, and its `handle_write` is this plus the queue.
+    fn write_in_place(&mut self, _packet: &mut TaggedPacket) -> Result<(), shared::error::Error> {
+        Ok(())
+    }
 }
 
 /// An interceptor whose concrete type has been erased.
@@ -410,6 +427,14 @@ impl<P: Interceptor + ?Sized> Interceptor for Box<P> {
 
     fn passes_writes_through(&self) -> bool {
         (**self).passes_writes_through()
+    }
+
+    fn writes_in_place(&self) -> bool {
+        (**self).writes_in_place()
+    }
+
+    fn write_in_place(&mut self, packet: &mut TaggedPacket) -> Result<(), shared::error::Error> {
+        (**self).write_in_place(packet)
     }
 }
 
@@ -442,5 +467,13 @@ impl<P: Interceptor + ?Sized> Interceptor for &mut P {
 
     fn passes_writes_through(&self) -> bool {
         (**self).passes_writes_through()
+    }
+
+    fn writes_in_place(&self) -> bool {
+        (**self).writes_in_place()
+    }
+
+    fn write_in_place(&mut self, packet: &mut TaggedPacket) -> Result<(), shared::error::Error> {
+        (**self).write_in_place(packet)
     }
 }

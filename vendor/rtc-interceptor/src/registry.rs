@@ -423,6 +423,7 @@ mod tests {
         read_queue: VecDeque<TaggedPacket>,
         write_queue: VecDeque<TaggedPacket>,
         passes_writes: bool,
+        writes_in_place: bool,
     }
 
     impl Marker {
@@ -433,6 +434,7 @@ mod tests {
                 read_queue: VecDeque::new(),
                 write_queue: VecDeque::new(),
                 passes_writes: false,
+                writes_in_place: false,
             }
         }
     }
@@ -480,6 +482,14 @@ mod tests {
         fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
         fn passes_writes_through(&self) -> bool {
             self.passes_writes
+        }
+        fn writes_in_place(&self) -> bool {
+            self.writes_in_place
+        }
+        fn write_in_place(&mut self, packet: &mut TaggedPacket) -> Result<(), Error> {
+            self.log.0.lock().unwrap().push(self.name);
+            packet.message.packet = Packet::Rtcp(vec![]);
+            Ok(())
         }
     }
 
@@ -532,6 +542,33 @@ mod tests {
         chain.handle_write(packet()).unwrap();
         assert!(chain.poll_write().is_some(), "a second walk reuses the belt");
         assert!(chain.poll_write().is_none());
+    }
+
+    /// An interceptor that writes in place sees each outbound packet where it lies, can change
+    /// it, and is never handed it through its queue; what it generated itself still leaves.
+    #[test]
+    fn writes_are_taken_in_place_by_an_interceptor_that_can() {
+        let log = Log::default();
+        let mut middle = Marker::new("middle", log.clone());
+        middle.writes_in_place = true;
+        middle.write_queue.push_back(packet());
+        let mut chain = Registry::new()
+            .with(Slot::TwccSender, Marker::new("wire", log.clone()))
+            .with(Slot::NackGenerator, middle)
+            .with(Slot::JitterBuffer, Marker::new("app", log.clone()))
+            .build();
+
+        chain.handle_write(packet()).unwrap();
+        let mut out = Vec::new();
+        while let Some(p) = chain.poll_write() {
+            out.push(p.message.packet);
+        }
+
+        assert_eq!(vec!["app", "middle", "wire", "wire"], *log.0.lock().unwrap());
+        assert!(
+            matches!(out.as_slice(), [Packet::Rtcp(_), Packet::Rtp(_)]),
+            "the passing packet was changed in place (to RTCP), the generated one left as it was"
+        );
     }
 
     /// Slots decide the order, not the sequence of calls. Adding application-most first must

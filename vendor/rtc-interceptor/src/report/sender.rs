@@ -195,20 +195,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for SenderReportInterceptor {
         self.read_queue.pop_front()
     }
 
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtp(rtp_packet) = &msg.message.packet
-            && let Some(stream) = self.streams.get_mut(&rtp_packet.header.ssrc)
-        {
-            stream.process_rtp(msg.now, rtp_packet);
-
-            // Arm the report timer from the first packet's instant (see nack::generator).
-            if self.next_timeout.is_none() {
-                self.next_timeout = Some(msg.now + self.interval);
-            }
-        }
-
+    fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write_in_place(&mut msg)?;
         self.write_queue.push_back(msg);
-
         Ok(())
     }
 
@@ -245,6 +234,25 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for SenderReportInterceptor {
 }
 
 impl Interceptor for SenderReportInterceptor {
+    /// Outbound RTP is only counted for the reports.
+    fn writes_in_place(&self) -> bool {
+        true
+    }
+
+    fn write_in_place(&mut self, msg: &mut TaggedPacket) -> Result<(), Error> {
+        if let Packet::Rtp(rtp_packet) = &msg.message.packet
+            && let Some(stream) = self.streams.get_mut(&rtp_packet.header.ssrc)
+        {
+            stream.process_rtp(msg.now, rtp_packet);
+
+            // Arm the report timer from the first packet's instant (see nack::generator).
+            if self.next_timeout.is_none() {
+                self.next_timeout = Some(msg.now + self.interval);
+            }
+        }
+        Ok(())
+    }
+
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         let stream = SenderStream::new(info.ssrc, info.clock_rate, self.use_latest_packet);
         self.streams.insert(info.ssrc, stream);
