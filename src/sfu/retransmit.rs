@@ -384,6 +384,36 @@ mod tests {
         assert_eq!(resent(&mut r), Vec::<u16>::new(), "never sent");
     }
 
+    /// In webrtc-rs's chain the history is written in place (`write_in_place`), not through
+    /// `handle_write`: what it keeps that way is what it resends.
+    #[test]
+    fn in_the_interceptor_chain_packets_are_kept_in_place_and_resent() {
+        use rtc::interceptor::{Registry, Slot};
+        let mut chain = Registry::new()
+            .with(Slot::NackResponder, retransmitter(2_000_000))
+            .build();
+        assert!(retransmitter(2_000_000).writes_in_place());
+        for sequence in 100..110 {
+            chain.handle_write(media(sequence, 1000)).unwrap();
+        }
+        let mut passed = 0;
+        while let Some(msg) = chain.poll_write() {
+            assert!(!msg.message.has(&Attribute::Retransmission));
+            passed += 1;
+        }
+        assert_eq!(passed, 10, "every packet went on");
+        chain.handle_read(nack(Instant::now(), 101, 0b10)).unwrap();
+        let mut again = Vec::new();
+        while let Some(msg) = chain.poll_write() {
+            if let Packet::Rtp(p) = &msg.message.packet
+                && msg.message.has(&Attribute::Retransmission)
+            {
+                again.push(p.header.sequence_number);
+            }
+        }
+        assert_eq!(again, vec![101, 103]);
+    }
+
     #[test]
     fn resends_stay_within_a_share_of_the_estimate() {
         // 600 kbit/s: 30 % is 180 kbit/s; 250 ms of that is 5.6 kB, five packets of 1000 bytes

@@ -560,6 +560,63 @@ mod tests {
         assert!(h.capacity() <= 4096, "ring of {} slots", h.capacity());
     }
 
+    /// In webrtc-rs's chain outbound packets are numbered in place (`write_in_place`), not
+    /// through `handle_write`.
+    #[test]
+    fn in_the_interceptor_chain_packets_are_numbered_in_place() {
+        use rtc::interceptor::{AttributedPacket, RTPHeaderExtension, Registry, Slot};
+        use rtc::shared::TransportContext;
+
+        struct Silent;
+        impl BandwidthEstimator for Silent {
+            fn on_reports(&mut self, _now: Instant, _reports: &[PacketReport]) {}
+            fn target_bitrate(&self) -> f64 {
+                0.0
+            }
+        }
+        let t = Instant::now();
+        assert!(TransportCc::new(t, Silent).writes_in_place());
+        let mut chain = Registry::new()
+            .with(Slot::CongestionControl, TransportCc::new(t, Silent))
+            .build();
+        chain.bind_local_stream(&StreamInfo {
+            ssrc: 9,
+            rtp_header_extensions: vec![RTPHeaderExtension {
+                uri: TRANSPORT_CC_URI.into(),
+                id: 5,
+            }],
+            ..Default::default()
+        });
+        let mut numbers = Vec::new();
+        for i in 0..3u16 {
+            chain
+                .handle_write(TaggedPacket {
+                    now: t,
+                    transport: TransportContext::default(),
+                    message: AttributedPacket::new(Packet::Rtp(rtc::rtp::Packet {
+                        header: rtc::rtp::header::Header {
+                            version: 2,
+                            ssrc: 9,
+                            sequence_number: 500 + i,
+                            ..Default::default()
+                        },
+                        payload: vec![0u8; 100].into(),
+                    })),
+                })
+                .unwrap();
+            while let Some(out) = chain.poll_write() {
+                let Packet::Rtp(p) = out.message.packet else {
+                    panic!("not RTP")
+                };
+                numbers.push(p.header.get_extension(5).map(|b| b.to_vec()));
+            }
+        }
+        assert_eq!(
+            numbers,
+            [Some(vec![0, 0]), Some(vec![0, 1]), Some(vec![0, 2])]
+        );
+    }
+
     #[test]
     fn the_interceptor_stamps_numbers_and_feeds_the_estimator() {
         use rtc::interceptor::{AttributedPacket, RTPHeaderExtension};
