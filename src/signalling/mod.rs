@@ -116,10 +116,17 @@ async fn websocket(
     };
     let caller = ws::Caller { ip, host };
     upgrade
+        // Signalling messages are small; tungstenite's default 128 KiB read buffer per
+        // connection is room for a file transfer (a larger message still grows it, up to the
+        // limit below).
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_frame_size(protocol::MAX_FRAME_BYTES)
         .max_message_size(protocol::MAX_FRAME_BYTES)
         .on_upgrade(move |socket| ws::run_session(socket, state, caller))
 }
+
+/// What a signalling connection's read buffer starts with.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
