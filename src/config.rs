@@ -67,6 +67,7 @@ pub struct RawMedia {
     pub bind: String,
     pub advertise_ips: Vec<String>,
     pub last_n: u32,
+    pub workers: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -169,6 +170,8 @@ pub struct MediaSettings {
     pub advertise_ips: Vec<IpAddr>,
     /// The most videos one receiver gets; `None` (configured as 0): no limit.
     pub last_n: Option<usize>,
+    /// Media worker threads; 0: one per core.
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -328,6 +331,12 @@ impl Settings {
                 format!("`{ip}` cannot be reached by a browser"),
             ));
         }
+        if raw.media.workers > MAX_MEDIA_WORKERS {
+            return Err(invalid(
+                "media.workers",
+                format!("at most {MAX_MEDIA_WORKERS} (0: one per core)"),
+            ));
+        }
         let ip_mode = match raw.privacy.ip_mode.as_str() {
             "full" => IpMode::Full,
             "truncated" => IpMode::Truncated,
@@ -426,6 +435,7 @@ impl Settings {
                 bind,
                 advertise_ips,
                 last_n: (raw.media.last_n > 0).then_some(raw.media.last_n as usize),
+                workers: raw.media.workers as usize,
             },
             data_dir,
             logs_dir,
@@ -468,6 +478,9 @@ impl Settings {
         toml::to_string(&raw).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }
+
+/// More media worker threads than this is a typo, not a machine.
+const MAX_MEDIA_WORKERS: u32 = 1024;
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -577,6 +590,7 @@ mod tests {
         );
         assert_eq!(s.media.udp_port, 10000);
         assert!(s.media.advertise_ips.is_empty());
+        assert_eq!(s.media.workers, 0, "one per core");
         assert_eq!(s.data_dir, PathBuf::from("./data"));
         assert_eq!(s.logs_dir, PathBuf::from("./logs"));
         assert_eq!(s.privacy.ip_mode, IpMode::Full);
@@ -651,6 +665,7 @@ mod tests {
             ("ZAAL__RETENTION__ACCESS", "0s", "retention.access"),
             ("ZAAL__MEDIA__ADVERTISE_IPS", "1.2.3", "media.advertise_ips"),
             ("ZAAL__MEDIA__UDP_PORT", "70000", "media.udp_port"),
+            ("ZAAL__MEDIA__WORKERS", "5000", "media.workers"),
             (
                 "ZAAL__HTTP__PUBLIC_URL",
                 "meet.example.nl",

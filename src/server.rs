@@ -81,6 +81,7 @@ impl Server {
                 port: settings.media.udp_port,
                 advertise_ips: settings.media.advertise_ips.clone(),
                 last_n: settings.media.last_n,
+                workers: settings.media.workers,
             },
             sfu_events_tx,
         )

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, eventually};
+use common::{TestServer, eventually, eventually_async};
 use zaal::simulated::{SimOptions, SimulatedParticipant};
 
 async fn join(server: &TestServer, room: &str, name: &str) -> SimulatedParticipant {
@@ -51,6 +51,53 @@ async fn three_participants_exchange_audio_and_video() {
         "{names:?}"
     );
     assert!(names.values().any(|n| n == "Anna") && names.values().any(|n| n == "Bram"));
+}
+
+/// With two media workers, two rooms run on different threads behind the one UDP port: each
+/// conference lives on one worker, and media flows in both, also after one room empties and
+/// starts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conferences_spread_over_media_workers_behind_one_port() {
+    let server = TestServer::start(&[("ZAAL__MEDIA__WORKERS", "2")]);
+    server.create_room("klas-1").await;
+    server.create_room("klas-2").await;
+    let a = join(&server, "klas-1", "Anna").await;
+    let b = join(&server, "klas-1", "Bram").await;
+    let c = join(&server, "klas-2", "Cem").await;
+    let d = join(&server, "klas-2", "Dewi").await;
+    wait_for_media(&a, &[&b]).await;
+    wait_for_media(&b, &[&a]).await;
+    wait_for_media(&c, &[&d]).await;
+    wait_for_media(&d, &[&c]).await;
+    let on = |text: &str, worker: usize| -> u64 {
+        let series = format!("zaal_media_worker_peers{{worker=\"{worker}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .unwrap_or_else(|| panic!("no {series} in {text}"))
+            .parse()
+            .unwrap()
+    };
+    let text = server.metrics().await;
+    assert_eq!(
+        (on(&text, 0), on(&text, 1)),
+        (2, 2),
+        "a room on each worker"
+    );
+    assert_eq!(server.metric("zaal_media_peers").await, 4);
+
+    // The second room empties and starts again: its new connections are routed afresh.
+    c.leave().await;
+    d.leave().await;
+    eventually_async("klas-2's connections closed", || async {
+        let text = server.metrics().await;
+        (on(&text, 1) == 0).then_some(())
+    })
+    .await;
+    let e = join(&server, "klas-2", "Eva").await;
+    let f = join(&server, "klas-2", "Fleur").await;
+    wait_for_media(&e, &[&f]).await;
+    wait_for_media(&f, &[&e]).await;
+    wait_for_media(&a, &[&b]).await;
 }
 
 /// The count of `a=msid:` lines naming `participant` in an SDP.

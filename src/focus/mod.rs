@@ -374,12 +374,16 @@ impl Actor {
         for effect in effects {
             match effect {
                 Effect::Notify(participant, event) => self.notify(&participant, event),
-                Effect::StartMedia { participant, .. } => {
+                Effect::StartMedia {
+                    participant,
+                    conference,
+                } => {
                     let Some(sink) = self.sinks.get(&participant).cloned() else {
                         continue;
                     };
                     self.sfu.send(SfuCommand::AddPeer {
                         participant,
+                        conference,
                         signals: Box::new(move |signal| {
                             let _ = sink.send(ParticipantEvent::Media(signal));
                         }),

@@ -1,7 +1,8 @@
 //! The SFU's event loop and its tables: peers, published sources, and who receives what.
 //!
-//! One thread owns everything here, so nothing is locked. Each turn of the loop handles a
-//! command from the focus, a batch of datagrams from the socket, or the connections' timers;
+//! One worker thread owns everything here (the connections of its conferences), so nothing is
+//! locked. Each turn of the loop handles a command from the focus, a batch of datagrams (read
+//! from the socket by the first worker, which hands the other workers theirs), or timers;
 //! then every connection that may have output is drained into the socket. The forwarding path
 //! (datagram → decrypt → rewrite per subscriber → encrypt → send) allocates nothing of its own:
 //! receive buffers and the datagram arena are reused, lookups are by index or borrowed key.
@@ -46,7 +47,10 @@ use super::simulcast_sdp::keep_simulcast_bindings;
 use super::socket::{MediaSocket, RecvBuffers};
 use super::switch::LayerSwitch;
 use super::voice::VoiceMeter;
-use super::{ClientSignal, PeerSignal, QualityFigures, SfuCommand, SfuCounters, SfuEvent};
+use super::workers::Router;
+use super::{
+    ClientSignal, GaugeShares, PeerSignal, QualityFigures, SfuCommand, SfuCounters, SfuEvent,
+};
 use crate::focus::ParticipantId;
 use crate::privacy::BRIDGE;
 
@@ -136,9 +140,85 @@ struct Subscriber {
 }
 
 pub struct Engine {
-    socket: MediaSocket,
-    buffers: RecvBuffers,
+    socket: Arc<MediaSocket>,
+    input: Input,
     core: Core,
+}
+
+/// Where a worker's datagrams come from.
+pub enum Input {
+    /// The first worker reads the port: its own connections' datagrams it handles, the others'
+    /// it hands to their workers (`router` and `outboxes` are empty with one worker).
+    Socket {
+        buffers: RecvBuffers,
+        router: Option<Box<Router>>,
+        outboxes: Vec<Outbox>,
+    },
+    /// Every other worker gets batches of datagrams from the first.
+    Batches(mpsc::Receiver<Batch>),
+}
+
+/// Datagrams read together, on their way to the worker whose connections they are for.
+pub struct Batch {
+    read: Instant,
+    datagrams: Vec<(SocketAddr, Option<IpAddr>, BytesMut)>,
+}
+
+/// What the first worker gathers for another during one read.
+pub struct Outbox {
+    to: mpsc::Sender<Batch>,
+    pending: Vec<(SocketAddr, Option<IpAddr>, BytesMut)>,
+    arena: BytesMut,
+}
+
+impl Outbox {
+    pub fn new(to: mpsc::Sender<Batch>) -> Self {
+        Self {
+            to,
+            pending: Vec::new(),
+            arena: BytesMut::with_capacity(ARENA_BYTES),
+        }
+    }
+
+    fn push(&mut self, from: SocketAddr, dst: Option<IpAddr>, datagram: &[u8]) {
+        if self.arena.capacity() - self.arena.len() < datagram.len() {
+            self.arena = BytesMut::with_capacity(ARENA_BYTES);
+        }
+        self.arena.extend_from_slice(datagram);
+        self.pending.push((from, dst, self.arena.split()));
+    }
+
+    /// Hands what was gathered to the worker; a worker too far behind loses the batch (counted),
+    /// as a full socket buffer would.
+    fn send(&mut self, read: Instant, counters: &SfuCounters) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let datagrams = std::mem::take(&mut self.pending);
+        let lost = datagrams.len() as u64;
+        if self.to.try_send(Batch { read, datagrams }).is_err() {
+            counters
+                .datagrams_dropped
+                .fetch_add(lost, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What a worker is told: the focus's commands for its connections, and, for the first worker,
+/// where the others' connections are.
+pub enum WorkerCommand {
+    Sfu(SfuCommand),
+    /// A connection placed on this worker, with the ICE username fragment it was given.
+    AddPeer {
+        participant: ParticipantId,
+        signals: super::SignalSink,
+        ufrag: String,
+    },
+    /// For the first worker's router: the connection with this ufrag is on `worker`, or gone.
+    Route {
+        ufrag: String,
+        worker: Option<usize>,
+    },
 }
 
 struct Core {
@@ -168,21 +248,27 @@ struct Core {
     last_allocation: Instant,
     /// Allocation rounds since the start, for reports every so many.
     quality_rounds: u32,
-    /// The forwarded-packet count at the last timed flush.
-    forwarded_at_flush: u64,
+    /// Packets forwarded since the last timed flush.
+    forwarded_since_flush: u64,
+    /// This worker's part of the gauges that sum over workers.
+    shares: GaugeShares,
+    /// This worker's connection count in `SfuCounters::worker_peers`.
+    worker: usize,
 }
 
 impl Engine {
     pub fn new(
-        socket: std::net::UdpSocket,
+        worker: usize,
+        socket: Arc<MediaSocket>,
+        input: Input,
         candidates: Vec<SocketAddr>,
         events: mpsc::UnboundedSender<SfuEvent>,
         counters: Arc<SfuCounters>,
         last_n: Option<usize>,
-    ) -> std::io::Result<Self> {
-        Ok(Self {
-            socket: MediaSocket::new(socket)?,
-            buffers: RecvBuffers::new(),
+    ) -> Self {
+        Self {
+            socket,
+            input,
             core: Core {
                 candidates,
                 peers: Slab::new(),
@@ -203,13 +289,15 @@ impl Engine {
                 last_n,
                 maintenance_ticks: 0,
                 quality_rounds: 0,
-                forwarded_at_flush: 0,
+                forwarded_since_flush: 0,
+                shares: GaugeShares::default(),
+                worker,
                 last_allocation: Instant::now(),
             },
-        })
+        }
     }
 
-    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<SfuCommand>) {
+    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<WorkerCommand>) {
         let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
         maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let far = Duration::from_secs(3600);
@@ -218,17 +306,23 @@ impl Engine {
                 .core
                 .next_deadline()
                 .unwrap_or_else(|| Instant::now() + far);
+            let socket = self.socket.clone();
             tokio::select! {
                 biased;
                 command = commands.recv() => match command {
-                    Some(command) => self.core.on_command(Instant::now(), command),
+                    Some(command) => self.on_command(Instant::now(), command),
                     None => break,
                 },
-                ready = self.socket.readable() => {
+                ready = socket.readable(), if matches!(self.input, Input::Socket { .. }) => {
                     if ready.is_ok() {
                         self.drain_socket();
                     }
                 }
+                batch = Self::next_batch(&mut self.input) => match batch {
+                    Some(batch) => self.on_batch(batch),
+                    // The first worker is gone: the SFU is shutting down.
+                    None => break,
+                },
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     self.core.on_timeouts(Instant::now());
                 }
@@ -243,16 +337,74 @@ impl Engine {
         self.core.flush(&self.socket);
     }
 
+    /// The next batch from the first worker; never, for the first worker itself.
+    async fn next_batch(input: &mut Input) -> Option<Batch> {
+        match input {
+            Input::Batches(batches) => batches.recv().await,
+            Input::Socket { .. } => std::future::pending().await,
+        }
+    }
+
+    fn on_command(&mut self, now: Instant, command: WorkerCommand) {
+        match command {
+            WorkerCommand::Sfu(command) => self.core.on_command(now, command),
+            WorkerCommand::AddPeer {
+                participant,
+                signals,
+                ufrag,
+            } => self.core.add_peer(now, participant, signals, ufrag),
+            WorkerCommand::Route { ufrag, worker } => {
+                if let Input::Socket {
+                    router: Some(router),
+                    ..
+                } = &mut self.input
+                {
+                    match worker {
+                        Some(worker) => router.add(ufrag, worker),
+                        None => router.remove(&ufrag),
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_batch(&mut self, batch: Batch) {
+        let now = Instant::now();
+        for (from, dst, datagram) in &batch.datagrams {
+            self.core.on_datagram(now, *from, *dst, datagram);
+        }
+        self.core.flush_timed(&self.socket, batch.read);
+    }
+
     fn drain_socket(&mut self) {
+        let Input::Socket {
+            buffers,
+            router,
+            outboxes,
+        } = &mut self.input
+        else {
+            return;
+        };
         for _ in 0..MAX_BATCHES_PER_WAKE {
             let now = Instant::now();
             let core = &mut self.core;
-            match self
-                .socket
-                .try_recv_batch(&mut self.buffers, |from, dst, datagram| {
-                    core.on_datagram(now, from, dst, datagram)
-                }) {
-                Ok(_) => self.core.flush_timed(&self.socket, now),
+            match self.socket.try_recv_batch(buffers, |from, dst, datagram| {
+                let worker = match router {
+                    Some(router) => router.route(from, datagram).unwrap_or(0),
+                    None => 0,
+                };
+                // Outboxes are for the workers after the first.
+                match worker.checked_sub(1).and_then(|w| outboxes.get_mut(w)) {
+                    Some(outbox) => outbox.push(from, dst, datagram),
+                    None => core.on_datagram(now, from, dst, datagram),
+                }
+            }) {
+                Ok(_) => {
+                    for outbox in outboxes.iter_mut() {
+                        outbox.send(now, &self.core.counters);
+                    }
+                    self.core.flush_timed(&self.socket, now);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 // ICMP errors and the like concern one remote address, not the port.
                 Err(_) => continue,
@@ -284,11 +436,10 @@ impl Core {
     /// since `read` (when their datagrams were read).
     fn flush_timed(&mut self, socket: &MediaSocket, read: Instant) {
         self.flush(socket);
-        let forwarded = self.counters.rtp_forwarded.load(Ordering::Relaxed);
         self.counters
             .forwarding_delay
-            .record(read.elapsed(), forwarded - self.forwarded_at_flush);
-        self.forwarded_at_flush = forwarded;
+            .record(read.elapsed(), self.forwarded_since_flush);
+        self.forwarded_since_flush = 0;
     }
 
     /// Sends everything the touched connections want to send and refreshes their deadlines.
@@ -522,6 +673,7 @@ impl Core {
             }
         }
         if forwarded > 0 {
+            self.forwarded_since_flush += forwarded;
             self.counters
                 .rtp_forwarded
                 .fetch_add(forwarded, Ordering::Relaxed);
@@ -885,7 +1037,8 @@ impl Core {
                 by_layer[rank] += 1;
             }
         }
-        let store = |counter: &AtomicU64, value: u64| counter.store(value, Ordering::Relaxed);
+        let shares = &mut self.shares;
+        let mut store = |counter: &AtomicU64, value: u64| shares.set(counter, value);
         for (counter, value) in figures.receivers_by_estimate.iter().zip(by_estimate) {
             store(counter, value);
         }
@@ -1123,48 +1276,68 @@ impl Core {
         }
     }
 
+    /// Creates a participant's connection with the ICE username fragment it was given.
+    fn add_peer(
+        &mut self,
+        now: Instant,
+        participant: ParticipantId,
+        signals: super::SignalSink,
+        ufrag: String,
+    ) {
+        if let Some(&old) = self.by_participant.get(&participant) {
+            self.remove_peer(now, old);
+        }
+        let created = Peer::new(now, participant.clone(), signals, &self.candidates, ufrag);
+        match created {
+            Ok(peer) => {
+                info!(
+                    target: BRIDGE,
+                    event = "peer-created",
+                    participant = %peer.participant,
+                );
+                let ufrag = peer.ufrag.clone();
+                let key = self.peers.insert(peer);
+                if self.gone_reported.len() <= key {
+                    self.gone_reported.resize(key + 1, false);
+                }
+                self.gone_reported[key] = false;
+                self.directory.insert_peer(ufrag, key);
+                self.by_participant.insert(participant, key);
+                self.count_peers();
+                self.touch(key);
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot create a peer connection");
+                let _ = self.events.send(SfuEvent::PeerGone { participant });
+            }
+        }
+    }
+
+    /// The connection count, as this worker's part of the total and on its own.
+    fn count_peers(&mut self) {
+        let peers = self.peers.len() as u64;
+        self.shares.set(&self.counters.peers, peers);
+        if let Some(mine) = self.counters.worker_peers.get(self.worker) {
+            mine.store(peers, Ordering::Relaxed);
+        }
+    }
+
     fn on_command(&mut self, now: Instant, command: SfuCommand) {
         match command {
             SfuCommand::AddPeer {
                 participant,
                 signals,
+                ..
             } => {
-                if let Some(&old) = self.by_participant.get(&participant) {
-                    self.remove_peer(now, old);
-                }
-                let peers = &self.peers;
-                let created = Peer::new(
-                    now,
-                    participant.clone(),
-                    signals,
-                    &self.candidates,
-                    |ufrag| peers.iter().any(|(_, p)| p.ufrag == ufrag),
-                );
-                match created {
-                    Ok(peer) => {
-                        info!(
-                            target: BRIDGE,
-                            event = "peer-created",
-                            participant = %peer.participant,
-                        );
-                        let ufrag = peer.ufrag.clone();
-                        let key = self.peers.insert(peer);
-                        if self.gone_reported.len() <= key {
-                            self.gone_reported.resize(key + 1, false);
-                        }
-                        self.gone_reported[key] = false;
-                        self.directory.insert_peer(ufrag, key);
-                        self.by_participant.insert(participant, key);
-                        self.counters
-                            .peers
-                            .store(self.peers.len() as u64, Ordering::Relaxed);
-                        self.touch(key);
+                // Placed by the handle with a ufrag of its own when there are several workers;
+                // a lone worker picks one unused here.
+                let ufrag = loop {
+                    let candidate = super::peer::random_ufrag();
+                    if !self.peers.iter().any(|(_, p)| p.ufrag == candidate) {
+                        break candidate;
                     }
-                    Err(e) => {
-                        warn!(error = %e, "cannot create a peer connection");
-                        let _ = self.events.send(SfuEvent::PeerGone { participant });
-                    }
-                }
+                };
+                self.add_peer(now, participant, signals, ufrag);
             }
             SfuCommand::RemovePeer { participant } => {
                 if let Some(&key) = self.by_participant.get(&participant) {
@@ -1610,9 +1783,7 @@ impl Core {
             *flag = false;
         }
         self.touched.retain(|k| *k != key);
-        self.counters
-            .peers
-            .store(self.peers.len() as u64, Ordering::Relaxed);
+        self.count_peers();
         info!(
             target: BRIDGE,
             event = "peer-closed",

@@ -2,9 +2,9 @@
 //!
 //! Owns the media socket, one `rtc` peer connection per participant (ICE-lite, DTLS-SRTP
 //! terminated here and re-encrypted per receiver), RTP forwarding with per-receiver rewriting,
-//! keyframe relaying and the connections' renegotiation. It runs on a thread of its own and is
-//! driven by [`SfuCommand`]s: the focus decides who receives whom ([`SfuCommand::SetPlan`]), the
-//! SFU only carries it out. It must never decide who may see what, never log a name or an
+//! keyframe relaying and the connections' renegotiation. It runs on worker threads (one per core
+//! unless configured), each owning whole conferences, and is driven by [`SfuCommand`]s: the
+//! focus decides who receives whom ([`SfuCommand::SetPlan`]), the SFU only carries it out. It must never decide who may see what, never log a name or an
 //! address, and never allocate, lock or log per forwarded packet in code of its own.
 
 mod allocation;
@@ -24,14 +24,16 @@ mod socket;
 mod switch;
 mod transport_cc;
 mod voice;
+mod workers;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
-use crate::focus::ParticipantId;
+use crate::focus::{ConferenceId, ParticipantId};
 
 pub use forward::{NegotiatedCodec, Rewrite};
 pub(crate) use rtcp::KeyframeRequestTap;
@@ -46,6 +48,8 @@ pub struct MediaConfig {
     pub advertise_ips: Vec<IpAddr>,
     /// The most videos any receiver gets; `None`: no limit.
     pub last_n: Option<usize>,
+    /// Media worker threads, each owning whole conferences; 0: one per core.
+    pub workers: usize,
 }
 
 /// A message from the SFU to one participant's client, carried by signalling.
@@ -93,6 +97,8 @@ pub enum SfuCommand {
     /// Create the participant's peer connection; it waits for the client's publishing offer.
     AddPeer {
         participant: ParticipantId,
+        /// The conference it is in: a conference's connections share one worker.
+        conference: ConferenceId,
         signals: SignalSink,
     },
     /// Close the participant's connection and stop forwarding their media to anyone.
@@ -138,8 +144,12 @@ pub struct SfuCounters {
     /// RTP payload bytes forwarded (headers excluded).
     pub rtp_bytes_forwarded: AtomicU64,
     pub datagrams_out: AtomicU64,
+    /// Datagrams the reading worker could not hand to a worker that was too far behind.
+    pub datagrams_dropped: AtomicU64,
     pub send_errors: AtomicU64,
     pub peers: AtomicU64,
+    /// Connections on each media worker (empty until the SFU starts).
+    pub worker_peers: Vec<AtomicU64>,
     pub quality: QualityFigures,
     /// How long forwarded packets spent in the SFU.
     pub forwarding_delay: DelayHistogram,
@@ -235,27 +245,145 @@ impl SfuCounters {
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
+
+    fn for_workers(workers: usize) -> Self {
+        Self {
+            worker_peers: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            ..Self::default()
+        }
+    }
+}
+
+/// One worker's part of gauges that are summed over workers: setting a value adds its change
+/// since this worker last set it, so every worker can report its own figures into one counter.
+#[derive(Debug, Default)]
+pub struct GaugeShares {
+    /// By the gauge's address (the counters live as long as the SFU).
+    last: HashMap<usize, u64>,
+}
+
+impl GaugeShares {
+    pub fn set(&mut self, gauge: &AtomicU64, value: u64) {
+        let last = self
+            .last
+            .entry(gauge as *const AtomicU64 as usize)
+            .or_insert(0);
+        gauge.fetch_add(value.wrapping_sub(*last), Ordering::Relaxed);
+        *last = value;
+    }
 }
 
 /// The running SFU: a handle for commands and what the socket is bound to.
 pub struct Sfu {
-    commands: mpsc::UnboundedSender<SfuCommand>,
+    dispatch: Arc<Dispatch>,
     local_addr: SocketAddr,
     candidates: Vec<SocketAddr>,
     counters: Arc<SfuCounters>,
-    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The workers' command channels, and where conferences and participants are.
+struct Dispatch {
+    workers: Vec<mpsc::UnboundedSender<engine::WorkerCommand>>,
+    /// Locked once per command, never per packet.
+    assignments: std::sync::Mutex<workers::Assignments>,
 }
 
 /// A cloneable way to send commands to the SFU.
 #[derive(Clone)]
 pub struct SfuHandle {
-    commands: mpsc::UnboundedSender<SfuCommand>,
+    dispatch: Arc<Dispatch>,
 }
 
 impl SfuHandle {
-    /// Sends a command; false if the SFU has stopped.
+    /// Sends a command to the worker of its participant's conference; false if the SFU has
+    /// stopped.
     pub fn send(&self, command: SfuCommand) -> bool {
-        self.commands.send(command).is_ok()
+        self.dispatch.send(command)
+    }
+}
+
+impl Dispatch {
+    fn send(&self, command: SfuCommand) -> bool {
+        use engine::WorkerCommand;
+        let to = |worker: usize, command: WorkerCommand| {
+            self.workers
+                .get(worker)
+                .is_some_and(|w| w.send(command).is_ok())
+        };
+        if self.workers.len() == 1 {
+            return to(0, WorkerCommand::Sfu(command));
+        }
+        let mut assignments = match self.assignments.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let forget_route = |ufrag: String| {
+            to(
+                0,
+                WorkerCommand::Route {
+                    ufrag,
+                    worker: None,
+                },
+            )
+        };
+        match command {
+            SfuCommand::AddPeer {
+                participant,
+                conference,
+                signals,
+            } => {
+                let (placed, old) = assignments.place(&participant, &conference);
+                if let Some(old) = old {
+                    to(
+                        old.worker,
+                        WorkerCommand::Sfu(SfuCommand::RemovePeer {
+                            participant: participant.clone(),
+                        }),
+                    );
+                    forget_route(old.ufrag);
+                }
+                // The route first: no STUN can name the ufrag before the worker has answered
+                // the client's offer with it.
+                to(
+                    0,
+                    WorkerCommand::Route {
+                        ufrag: placed.ufrag.clone(),
+                        worker: Some(placed.worker),
+                    },
+                );
+                to(
+                    placed.worker,
+                    WorkerCommand::AddPeer {
+                        participant,
+                        signals,
+                        ufrag: placed.ufrag,
+                    },
+                )
+            }
+            SfuCommand::RemovePeer { participant } => match assignments.remove(&participant) {
+                Some(placed) => {
+                    forget_route(placed.ufrag);
+                    to(
+                        placed.worker,
+                        WorkerCommand::Sfu(SfuCommand::RemovePeer { participant }),
+                    )
+                }
+                None => true,
+            },
+            command => {
+                let participant = match &command {
+                    SfuCommand::Signal { participant, .. }
+                    | SfuCommand::SetForwarding { participant, .. }
+                    | SfuCommand::SetPlan { participant, .. }
+                    | SfuCommand::AddPeer { participant, .. }
+                    | SfuCommand::RemovePeer { participant } => participant,
+                };
+                match assignments.worker_of(participant) {
+                    Some(worker) => to(worker, WorkerCommand::Sfu(command)),
+                    None => true,
+                }
+            }
+        }
     }
 }
 
@@ -281,13 +409,59 @@ impl Sfu {
                 "no address to advertise for media: set media.advertise_ips",
             ));
         }
-        let counters = Arc::new(SfuCounters::default());
-        let (tx, rx) = mpsc::unbounded_channel();
-        let thread = {
+        let workers = match config.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let counters = Arc::new(SfuCounters::for_workers(workers));
+        let mut senders = Vec::with_capacity(workers);
+        let mut receivers = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (tx, rx) = mpsc::unbounded_channel();
+            senders.push(tx);
+            receivers.push(rx);
+        }
+        // Batches from the reading worker to each other one: a second or so of datagrams at
+        // full load; beyond that the worker is not keeping up, and they are dropped (counted).
+        let mut outboxes = Vec::with_capacity(workers);
+        let mut batch_inputs = Vec::with_capacity(workers);
+        for _ in 1..workers {
+            let (tx, rx) = mpsc::channel(BATCH_QUEUE);
+            outboxes.push(Some(tx));
+            batch_inputs.push(rx);
+        }
+        // The socket joins the first worker's runtime, which reads it; the others only send
+        // on it, which takes no runtime. They get it once it exists.
+        let (mut socket_forwards, followers): (Vec<_>, Vec<_>) = (1..workers)
+            .map(|_| std::sync::mpsc::channel::<Arc<socket::MediaSocket>>())
+            .unzip();
+        let mut followers = followers.into_iter();
+
+        let mut receivers = receivers.into_iter();
+        let mut batch_inputs = batch_inputs.into_iter();
+        for worker in 0..workers {
+            let commands = receivers.next().expect("one command channel per worker");
             let candidates = candidates.clone();
             let counters = counters.clone();
+            let events = events.clone();
+            let last_n = config.last_n;
+            let startup: Startup = if worker == 0 {
+                let socket = socket.try_clone()?;
+                let outboxes: Vec<_> = outboxes.iter_mut().filter_map(|o| o.take()).collect();
+                let forwards = std::mem::take(&mut socket_forwards);
+                Startup::Reader {
+                    socket,
+                    outboxes,
+                    forwards,
+                }
+            } else {
+                Startup::Follower {
+                    socket: followers.next().expect("one socket channel per follower"),
+                    batches: batch_inputs.next().expect("one batch channel per follower"),
+                }
+            };
             std::thread::Builder::new()
-                .name("zaal-sfu".into())
+                .name(format!("zaal-sfu-{worker}"))
                 .spawn(move || {
                     let runtime = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
@@ -300,31 +474,61 @@ impl Sfu {
                         }
                     };
                     runtime.block_on(async move {
-                        match engine::Engine::new(
-                            socket,
-                            candidates,
-                            events,
-                            counters,
-                            config.last_n,
-                        ) {
-                            Ok(engine) => engine.run(rx).await,
-                            Err(e) => tracing::error!(error = %e, "cannot start the SFU"),
-                        }
+                        let (socket, input) = match startup {
+                            Startup::Reader {
+                                socket,
+                                outboxes,
+                                forwards,
+                            } => {
+                                let socket = match socket::MediaSocket::new(socket) {
+                                    Ok(socket) => Arc::new(socket),
+                                    Err(e) => {
+                                        tracing::error!(error = %e, "cannot start the SFU");
+                                        return;
+                                    }
+                                };
+                                for forward in forwards {
+                                    let _ = forward.send(socket.clone());
+                                }
+                                let input = engine::Input::Socket {
+                                    buffers: socket::RecvBuffers::new(),
+                                    router: (!outboxes.is_empty()).then(Box::default),
+                                    outboxes: outboxes
+                                        .into_iter()
+                                        .map(engine::Outbox::new)
+                                        .collect(),
+                                };
+                                (socket, input)
+                            }
+                            Startup::Follower { socket, batches } => match socket.recv() {
+                                Ok(socket) => (socket, engine::Input::Batches(batches)),
+                                // The reading worker did not start; neither can this one.
+                                Err(_) => return,
+                            },
+                        };
+                        engine::Engine::new(
+                            worker, socket, input, candidates, events, counters, last_n,
+                        )
+                        .run(commands)
+                        .await;
                     });
-                })?
-        };
+                })?;
+        }
+        drop(socket);
         Ok(Self {
-            commands: tx,
+            dispatch: Arc::new(Dispatch {
+                workers: senders,
+                assignments: std::sync::Mutex::new(workers::Assignments::new(workers)),
+            }),
             local_addr,
             candidates,
             counters,
-            thread: Some(thread),
         })
     }
 
     pub fn handle(&self) -> SfuHandle {
         SfuHandle {
-            commands: self.commands.clone(),
+            dispatch: self.dispatch.clone(),
         }
     }
 
@@ -343,10 +547,21 @@ impl Sfu {
     }
 }
 
-impl Drop for Sfu {
-    fn drop(&mut self) {
-        // Closing the command channel ends the engine's loop once every handle is gone; the
-        // thread is not joined here so that dropping never blocks an async context.
-        self.thread.take();
-    }
+/// How many batches the reading worker may queue for another before dropping.
+const BATCH_QUEUE: usize = 1024;
+
+/// What a worker thread starts from.
+enum Startup {
+    /// The first worker: the socket to read, channels to the other workers, and where to
+    /// send them the socket once it is registered.
+    Reader {
+        socket: std::net::UdpSocket,
+        outboxes: Vec<mpsc::Sender<engine::Batch>>,
+        forwards: Vec<std::sync::mpsc::Sender<Arc<socket::MediaSocket>>>,
+    },
+    /// Any other worker: the socket (once the first has it) and its batches.
+    Follower {
+        socket: std::sync::mpsc::Receiver<Arc<socket::MediaSocket>>,
+        batches: mpsc::Receiver<engine::Batch>,
+    },
 }

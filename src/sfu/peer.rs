@@ -114,6 +114,12 @@ pub struct Peer {
     pub videos_held_back: usize,
 }
 
+/// An ICE username fragment for a new connection (RFC 8445 asks for at least 24 bits of
+/// randomness; these have 95).
+pub fn random_ufrag() -> String {
+    random_string(16)
+}
+
 fn random_string(len: usize) -> String {
     rand::rng()
         .sample_iter(&Alphanumeric)
@@ -264,14 +270,8 @@ impl Peer {
         participant: ParticipantId,
         signals: SignalSink,
         candidates: &[SocketAddr],
-        ufrag_taken: impl Fn(&str) -> bool,
+        ufrag: String,
     ) -> Result<Self, RtcError> {
-        let ufrag = loop {
-            let candidate = random_string(16);
-            if !ufrag_taken(&candidate) {
-                break candidate;
-            }
-        };
         let downlink = Arc::new(DownlinkReadings::default());
         let pc = build_connection(now, &ufrag, candidates, downlink.clone())?;
         Ok(Self {

@@ -41,6 +41,17 @@ pub fn render(focus: &FocusStats, sfu: &SfuCounters) -> String {
         "Media connections open now",
         gauge(SfuCounters::get(&sfu.peers)),
     );
+    let per_worker = Family::<[(&'static str, String); 1], Gauge<i64>>::default();
+    for (worker, peers) in sfu.worker_peers.iter().enumerate() {
+        per_worker
+            .get_or_create(&[("worker", worker.to_string())])
+            .set(i64::try_from(SfuCounters::get(peers)).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "media_worker_peers",
+        "Media connections open now on each media worker thread",
+        per_worker,
+    );
     registry.register(
         "udp_datagrams_received",
         "Datagrams received on the media port",
@@ -55,6 +66,11 @@ pub fn render(focus: &FocusStats, sfu: &SfuCounters) -> String {
         "udp_datagrams_sent",
         "Datagrams sent from the media port",
         counter(&sfu.datagrams_out),
+    );
+    registry.register(
+        "udp_datagrams_dropped",
+        "Datagrams dropped because their media worker was too far behind",
+        counter(&sfu.datagrams_dropped),
     );
     registry.register(
         "udp_send_errors",

@@ -1,0 +1,235 @@
+//! Which media worker owns a conference, and which worker a datagram on the shared port is for.
+//!
+//! The SFU runs one worker thread per core. A conference lives wholly on one worker, so
+//! forwarding never crosses threads. [`Assignments`] (kept by the SFU's handle, touched once
+//! per command) places each new conference on the worker with the fewest connections and
+//! remembers where every participant went. [`Router`] (kept by the first worker, which reads
+//! the one UDP port) sends each datagram to its worker: a STUN request by the ICE username the
+//! connection was given, everything else by the source address that STUN came from. Pure: no
+//! threads, no sockets; unit-tested here. It must never look inside media, and never log.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+
+use super::demux::Directory;
+use crate::focus::{ConferenceId, ParticipantId};
+
+/// The ICE username fragment length the server gives its connections.
+const UFRAG_LEN: usize = 16;
+
+/// Where one participant's connection lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub worker: usize,
+    pub ufrag: String,
+}
+
+/// Conferences and participants on workers, as the SFU's handle places them.
+#[derive(Debug)]
+pub struct Assignments {
+    /// Connections per worker.
+    load: Vec<usize>,
+    /// The worker of each conference with at least one connection, and how many it has.
+    conferences: HashMap<ConferenceId, (usize, usize)>,
+    participants: HashMap<ParticipantId, (Placement, ConferenceId)>,
+}
+
+impl Assignments {
+    pub fn new(workers: usize) -> Self {
+        Self {
+            load: vec![0; workers.max(1)],
+            conferences: HashMap::new(),
+            participants: HashMap::new(),
+        }
+    }
+
+    /// Places a participant's new connection: on its conference's worker, or for a conference's
+    /// first connection on the worker with the fewest (the first of them on a tie). A
+    /// participant placed before is moved out first ([`Self::remove`]'s result is returned).
+    pub fn place(
+        &mut self,
+        participant: &ParticipantId,
+        conference: &ConferenceId,
+    ) -> (Placement, Option<Placement>) {
+        let old = self.remove(participant);
+        let worker = match self.conferences.get_mut(conference) {
+            Some((worker, connections)) => {
+                *connections += 1;
+                *worker
+            }
+            None => {
+                let worker = (0..self.load.len())
+                    .min_by_key(|w| self.load[*w])
+                    .unwrap_or(0);
+                self.conferences.insert(conference.clone(), (worker, 1));
+                worker
+            }
+        };
+        self.load[worker] += 1;
+        let ufrag = loop {
+            let candidate: String = rand::rng()
+                .sample_iter(&Alphanumeric)
+                .take(UFRAG_LEN)
+                .map(char::from)
+                .collect();
+            if !self
+                .participants
+                .values()
+                .any(|(p, _)| p.ufrag == candidate)
+            {
+                break candidate;
+            }
+        };
+        let placement = Placement { worker, ufrag };
+        self.participants
+            .insert(participant.clone(), (placement.clone(), conference.clone()));
+        (placement, old)
+    }
+
+    /// Where a participant's connection is.
+    pub fn worker_of(&self, participant: &ParticipantId) -> Option<usize> {
+        self.participants.get(participant).map(|(p, _)| p.worker)
+    }
+
+    /// Forgets a participant's connection; a conference without connections is forgotten too,
+    /// and may be placed elsewhere when it starts again.
+    pub fn remove(&mut self, participant: &ParticipantId) -> Option<Placement> {
+        let (placement, conference) = self.participants.remove(participant)?;
+        self.load[placement.worker] -= 1;
+        if let Some((_, connections)) = self.conferences.get_mut(&conference) {
+            *connections -= 1;
+            if *connections == 0 {
+                self.conferences.remove(&conference);
+            }
+        }
+        Some(placement)
+    }
+}
+
+/// The first worker's table from datagrams to workers.
+#[derive(Debug, Default)]
+pub struct Router {
+    directory: Directory<u64>,
+    by_ufrag: HashMap<String, (u64, usize)>,
+    worker_of: HashMap<u64, usize>,
+    next_route: u64,
+}
+
+impl Router {
+    /// A connection with this ICE username fragment lives on `worker`.
+    pub fn add(&mut self, ufrag: String, worker: usize) {
+        self.remove(&ufrag);
+        let route = self.next_route;
+        self.next_route += 1;
+        self.directory.insert_peer(ufrag.clone(), route);
+        self.worker_of.insert(route, worker);
+        self.by_ufrag.insert(ufrag, (route, worker));
+    }
+
+    /// The connection with this ICE username fragment is gone.
+    pub fn remove(&mut self, ufrag: &str) {
+        if let Some((route, _)) = self.by_ufrag.remove(ufrag) {
+            self.directory.remove_peer(ufrag, route);
+            self.worker_of.remove(&route);
+        }
+    }
+
+    /// The worker a datagram is for; `None` if no connection claims it.
+    pub fn route(&mut self, from: SocketAddr, datagram: &[u8]) -> Option<usize> {
+        let route = self.directory.route(from, datagram)?;
+        self.worker_of.get(&route).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> ParticipantId {
+        ParticipantId::parse(&format!("{s:-<12}")).unwrap()
+    }
+
+    /// A STUN binding request addressed to `ufrag` (USERNAME `ufrag:client`).
+    fn stun(ufrag: &str) -> Vec<u8> {
+        let username = format!("{ufrag}:abcd");
+        let padded = (username.len() + 3) & !3;
+        let mut d = vec![0x00, 0x01];
+        d.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
+        d.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+        d.extend_from_slice(&[7; 12]);
+        d.extend_from_slice(&[0x00, 0x06]);
+        d.extend_from_slice(&(username.len() as u16).to_be_bytes());
+        d.extend_from_slice(username.as_bytes());
+        d.resize(20 + 4 + padded, 0);
+        d
+    }
+
+    #[test]
+    fn a_conference_stays_on_one_worker_and_new_ones_go_where_fewest_are() {
+        let (k1, k2) = (ConferenceId::random(), ConferenceId::random());
+        let mut a = Assignments::new(2);
+        let (first, _) = a.place(&id("a1"), &k1);
+        let (second, _) = a.place(&id("a2"), &k1);
+        let (third, _) = a.place(&id("a3"), &k1);
+        assert_eq!([first.worker, second.worker, third.worker], [0, 0, 0]);
+        let (other, _) = a.place(&id("b1"), &k2);
+        assert_eq!(other.worker, 1, "the emptier worker");
+        let (again, _) = a.place(&id("b2"), &k2);
+        assert_eq!(again.worker, 1, "with its conference");
+        let ufrags: std::collections::HashSet<_> = [&first, &second, &third, &other, &again]
+            .iter()
+            .map(|p| p.ufrag.clone())
+            .collect();
+        assert_eq!(ufrags.len(), 5, "every connection has its own ufrag");
+        assert_eq!(a.worker_of(&id("b2")), Some(1));
+    }
+
+    #[test]
+    fn an_emptied_conference_is_placed_afresh_and_a_rejoin_moves_the_participant() {
+        let (k1, k2, k3) = (
+            ConferenceId::random(),
+            ConferenceId::random(),
+            ConferenceId::random(),
+        );
+        let mut a = Assignments::new(2);
+        a.place(&id("a1"), &k1);
+        a.place(&id("b1"), &k2);
+        assert_eq!(a.remove(&id("a1")).map(|p| p.worker), Some(0));
+        assert_eq!(a.remove(&id("a1")), None, "only once");
+        // k1 is gone; worker 0 is empty again, so a third conference goes there.
+        let (c, _) = a.place(&id("c1"), &k3);
+        assert_eq!(c.worker, 0);
+        let (moved, old) = a.place(&id("c1"), &k2);
+        assert_eq!(moved.worker, 1);
+        assert_eq!(old.map(|p| p.worker), Some(0));
+        assert_ne!(moved.ufrag, c.ufrag, "a new connection, a new ufrag");
+        assert_eq!(a.load, vec![0, 2]);
+    }
+
+    #[test]
+    fn stun_routes_by_ufrag_and_teaches_the_address_for_what_follows() {
+        let mut r = Router::default();
+        r.add("aaaaaaaaaaaaaaaa".into(), 0);
+        r.add("bbbbbbbbbbbbbbbb".into(), 1);
+        let alice: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+        let bob: SocketAddr = "192.0.2.2:5000".parse().unwrap();
+        let srtp = [0x80u8, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 9, 9];
+        assert_eq!(r.route(bob, &srtp), None, "an address no STUN came from");
+        assert_eq!(r.route(bob, &stun("bbbbbbbbbbbbbbbb")), Some(1));
+        assert_eq!(r.route(alice, &stun("aaaaaaaaaaaaaaaa")), Some(0));
+        assert_eq!(r.route(bob, &srtp), Some(1));
+        assert_eq!(r.route(alice, &srtp), Some(0));
+        let stranger: SocketAddr = "192.0.2.3:5000".parse().unwrap();
+        assert_eq!(
+            r.route(stranger, &stun("cccccccccccccccc")),
+            None,
+            "nobody's"
+        );
+        r.remove("bbbbbbbbbbbbbbbb");
+        assert_eq!(r.route(bob, &srtp), None, "gone with its connection");
+        assert_eq!(r.route(alice, &srtp), Some(0));
+    }
+}
