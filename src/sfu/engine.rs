@@ -298,9 +298,8 @@ impl Engine {
     }
 
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<WorkerCommand>) {
-        let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
-        maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let far = Duration::from_secs(3600);
+        let mut next_maintenance = Instant::now() + MAINTENANCE_INTERVAL;
         loop {
             let deadline = self
                 .core
@@ -323,10 +322,18 @@ impl Engine {
                     // The first worker is gone: the SFU is shutting down.
                     None => break,
                 },
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    self.core.on_timeouts(Instant::now());
-                }
-                _ = maintenance.tick() => self.core.on_maintenance(Instant::now()),
+                _ = tokio::time::sleep_until(deadline.min(next_maintenance).into()) => {}
+            }
+            // Timers run whenever they are due, not only when nothing else is ready: under load
+            // the socket is readable on almost every turn, and a timer that waited for a quiet
+            // turn would starve (reports, feedback, retransmission requests, layer choices).
+            let now = Instant::now();
+            if deadline <= now {
+                self.core.on_timeouts(now);
+            }
+            if next_maintenance <= now {
+                self.core.on_maintenance(now);
+                next_maintenance = now + MAINTENANCE_INTERVAL;
             }
             self.core.flush(&self.socket);
         }
