@@ -4,8 +4,9 @@
 //! terminated here and re-encrypted per receiver), RTP forwarding with per-receiver rewriting,
 //! keyframe relaying and the connections' renegotiation. It runs on worker threads (one per core
 //! unless configured), each owning whole conferences, and is driven by [`SfuCommand`]s: the
-//! focus decides who receives whom ([`SfuCommand::SetPlan`]), the SFU only carries it out. It must never decide who may see what, never log a name or an
-//! address, and never allocate, lock or log per forwarded packet in code of its own.
+//! focus decides who receives whom ([`SfuCommand::SetPlan`]), the SFU only carries it out. It
+//! must never decide who may see what, never log a name or an address, and never allocate, lock
+//! or log per forwarded packet in code of its own.
 
 mod allocation;
 mod bandwidth;
