@@ -377,8 +377,8 @@ impl Engine {
 
     fn on_batch(&mut self, batch: Batch) {
         let now = Instant::now();
-        for (from, dst, datagram) in &batch.datagrams {
-            self.core.on_datagram(now, *from, *dst, datagram);
+        for (from, dst, datagram) in batch.datagrams {
+            self.core.on_handed_over(now, from, dst, datagram);
         }
         self.core.flush_timed(&self.socket, batch.read);
     }
@@ -506,26 +506,57 @@ impl Core {
             .unwrap_or(from)
     }
 
+    /// A datagram read from the socket: copied into the arena for the connection to keep.
     fn on_datagram(&mut self, now: Instant, from: SocketAddr, dst: Option<IpAddr>, data: &[u8]) {
-        self.counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
-        if data.is_empty() || data.len() > MAX_DATAGRAM {
-            self.counters
-                .datagrams_unrouted
-                .fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let Some(key) = self.directory.route(from, data) else {
-            self.counters
-                .datagrams_unrouted
-                .fetch_add(1, Ordering::Relaxed);
+        let Some(key) = self.route(from, data) else {
             return;
         };
-        let local_addr = self.local_addr_for(dst, from);
         if self.arena.capacity() - self.arena.len() < data.len() {
             self.arena = BytesMut::with_capacity(ARENA_BYTES);
         }
         self.arena.extend_from_slice(data);
         let message = self.arena.split();
+        self.deliver(now, key, from, dst, message);
+    }
+
+    /// A datagram the first worker handed over, already in a buffer of its own.
+    fn on_handed_over(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        dst: Option<IpAddr>,
+        data: BytesMut,
+    ) {
+        if let Some(key) = self.route(from, &data) {
+            self.deliver(now, key, from, dst, data);
+        }
+    }
+
+    /// The connection a datagram is for, counting what is unroutable.
+    fn route(&mut self, from: SocketAddr, data: &[u8]) -> Option<PeerKey> {
+        self.counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
+        let key = if data.is_empty() || data.len() > MAX_DATAGRAM {
+            None
+        } else {
+            self.directory.route(from, data)
+        };
+        if key.is_none() {
+            self.counters
+                .datagrams_unrouted
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        key
+    }
+
+    fn deliver(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        from: SocketAddr,
+        dst: Option<IpAddr>,
+        message: BytesMut,
+    ) {
+        let local_addr = self.local_addr_for(dst, from);
         let Some(peer) = self.peers.get_mut(key) else {
             return;
         };
