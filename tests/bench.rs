@@ -50,6 +50,10 @@ fn the_load_tool_runs_and_reports() {
         assert!(report[field].is_number(), "{field} in {report}");
     }
     assert_eq!(report["participants"], 3);
+    assert!(
+        report["server_media_workers"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
     assert!(report["forwarded_pps"].as_f64().unwrap() > 0.0, "{report}");
     assert!(report["latency_samples"].as_u64().unwrap() > 0, "{report}");
     assert!(

@@ -200,6 +200,8 @@ struct Scrape {
     payload_bytes: u64,
     /// The forwarding-delay histogram: cumulative packet counts by upper bound in seconds.
     delay: Vec<(f64, u64)>,
+    /// The server's media worker threads (one `zaal_media_worker_peers` series each).
+    workers: usize,
 }
 
 async fn scrape(client: &reqwest::Client, server: &str) -> Option<Scrape> {
@@ -220,6 +222,10 @@ async fn scrape(client: &reqwest::Client, server: &str) -> Option<Scrape> {
         forwarded: value("zaal_rtp_packets_forwarded_total ")?,
         payload_bytes: value("zaal_rtp_payload_bytes_forwarded_total ")?,
         delay: delay_buckets(&text),
+        workers: text
+            .lines()
+            .filter(|l| l.starts_with("zaal_media_worker_peers{"))
+            .count(),
     })
 }
 
@@ -430,6 +436,7 @@ async fn run(args: Args) -> Result<(), String> {
         "server_cpu_us_per_forwarded_packet": if forwarded_packets == 0 { 0.0 } else { cpu * 1e6 / forwarded_packets as f64 },
         "server_rss_bytes": rss,
         "server_rss_per_participant_bytes": rss.saturating_sub(baseline_rss) / total as u64,
+        "server_media_workers": last_scrape.workers,
     });
     let text = serde_json::to_string_pretty(&report).unwrap_or_default();
     println!("{text}");
