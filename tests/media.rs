@@ -69,17 +69,10 @@ async fn conferences_spread_over_media_workers_behind_one_port() {
     wait_for_media(&b, &[&a]).await;
     wait_for_media(&c, &[&d]).await;
     wait_for_media(&d, &[&c]).await;
-    let on = |text: &str, worker: usize| -> u64 {
-        let series = format!("zaal_media_worker_peers{{worker=\"{worker}\"}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&series))
-            .unwrap_or_else(|| panic!("no {series} in {text}"))
-            .parse()
-            .unwrap()
-    };
-    let text = server.metrics().await;
+    const ON_0: &str = "zaal_media_worker_peers{worker=\"0\"}";
+    const ON_1: &str = "zaal_media_worker_peers{worker=\"1\"}";
     assert_eq!(
-        (on(&text, 0), on(&text, 1)),
+        (server.metric(ON_0).await, server.metric(ON_1).await),
         (2, 2),
         "a room on each worker"
     );
@@ -89,8 +82,7 @@ async fn conferences_spread_over_media_workers_behind_one_port() {
     c.leave().await;
     d.leave().await;
     eventually_async("klas-2's connections closed", || async {
-        let text = server.metrics().await;
-        (on(&text, 1) == 0).then_some(())
+        (server.metric(ON_1).await == 0).then_some(())
     })
     .await;
     let e = join(&server, "klas-2", "Eva").await;
@@ -98,6 +90,11 @@ async fn conferences_spread_over_media_workers_behind_one_port() {
     wait_for_media(&e, &[&f]).await;
     wait_for_media(&f, &[&e]).await;
     wait_for_media(&a, &[&b]).await;
+    assert_eq!(
+        (server.metric(ON_0).await, server.metric(ON_1).await),
+        (2, 2),
+        "the restarted room went to the emptier worker again"
+    );
 }
 
 /// The count of `a=msid:` lines naming `participant` in an SDP.

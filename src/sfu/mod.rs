@@ -124,6 +124,19 @@ pub enum SfuCommand {
     },
 }
 
+impl SfuCommand {
+    /// The participant whose connection the command is about.
+    pub fn participant(&self) -> &ParticipantId {
+        match self {
+            Self::AddPeer { participant, .. }
+            | Self::RemovePeer { participant }
+            | Self::Signal { participant, .. }
+            | Self::SetForwarding { participant, .. }
+            | Self::SetPlan { participant, .. } => participant,
+        }
+    }
+}
+
 /// What the SFU tells the focus.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SfuEvent {
@@ -371,19 +384,10 @@ impl Dispatch {
                 }
                 None => true,
             },
-            command => {
-                let participant = match &command {
-                    SfuCommand::Signal { participant, .. }
-                    | SfuCommand::SetForwarding { participant, .. }
-                    | SfuCommand::SetPlan { participant, .. }
-                    | SfuCommand::AddPeer { participant, .. }
-                    | SfuCommand::RemovePeer { participant } => participant,
-                };
-                match assignments.worker_of(participant) {
-                    Some(worker) => to(worker, WorkerCommand::Sfu(command)),
-                    None => true,
-                }
-            }
+            command => match assignments.worker_of(command.participant()) {
+                Some(worker) => to(worker, WorkerCommand::Sfu(command)),
+                None => true,
+            },
         }
     }
 }

@@ -420,6 +420,42 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// A stream that carries the transport-wide number as extension 5.
+    fn numbered_stream(ssrc: u32) -> StreamInfo {
+        StreamInfo {
+            ssrc,
+            rtp_header_extensions: vec![rtc::interceptor::RTPHeaderExtension {
+                uri: TRANSPORT_CC_URI.into(),
+                id: 5,
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn outbound(now: Instant, ssrc: u32, sequence_number: u16) -> TaggedPacket {
+        TaggedPacket {
+            now,
+            transport: rtc::shared::TransportContext::default(),
+            message: rtc::interceptor::AttributedPacket::new(Packet::Rtp(rtc::rtp::Packet {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    ssrc,
+                    sequence_number,
+                    ..Default::default()
+                },
+                payload: vec![0u8; 100].into(),
+            })),
+        }
+    }
+
+    /// The transport-wide number a packet left with, if any.
+    fn number_of(out: TaggedPacket) -> Option<Vec<u8>> {
+        let Packet::Rtp(p) = out.message.packet else {
+            panic!("not RTP")
+        };
+        p.header.get_extension(5).map(|b| b.to_vec())
+    }
+
     #[test]
     fn a_record_takes_forty_bytes() {
         assert_eq!(std::mem::size_of::<Sent>(), 40);
@@ -564,8 +600,7 @@ mod tests {
     /// through `handle_write`.
     #[test]
     fn in_the_interceptor_chain_packets_are_numbered_in_place() {
-        use rtc::interceptor::{AttributedPacket, RTPHeaderExtension, Registry, Slot};
-        use rtc::shared::TransportContext;
+        use rtc::interceptor::{Registry, Slot};
 
         struct Silent;
         impl BandwidthEstimator for Silent {
@@ -579,36 +614,12 @@ mod tests {
         let mut chain = Registry::new()
             .with(Slot::CongestionControl, TransportCc::new(t, Silent))
             .build();
-        chain.bind_local_stream(&StreamInfo {
-            ssrc: 9,
-            rtp_header_extensions: vec![RTPHeaderExtension {
-                uri: TRANSPORT_CC_URI.into(),
-                id: 5,
-            }],
-            ..Default::default()
-        });
+        chain.bind_local_stream(&numbered_stream(9));
         let mut numbers = Vec::new();
         for i in 0..3u16 {
-            chain
-                .handle_write(TaggedPacket {
-                    now: t,
-                    transport: TransportContext::default(),
-                    message: AttributedPacket::new(Packet::Rtp(rtc::rtp::Packet {
-                        header: rtc::rtp::header::Header {
-                            version: 2,
-                            ssrc: 9,
-                            sequence_number: 500 + i,
-                            ..Default::default()
-                        },
-                        payload: vec![0u8; 100].into(),
-                    })),
-                })
-                .unwrap();
+            chain.handle_write(outbound(t, 9, 500 + i)).unwrap();
             while let Some(out) = chain.poll_write() {
-                let Packet::Rtp(p) = out.message.packet else {
-                    panic!("not RTP")
-                };
-                numbers.push(p.header.get_extension(5).map(|b| b.to_vec()));
+                numbers.push(number_of(out));
             }
         }
         assert_eq!(
@@ -619,7 +630,7 @@ mod tests {
 
     #[test]
     fn the_interceptor_stamps_numbers_and_feeds_the_estimator() {
-        use rtc::interceptor::{AttributedPacket, RTPHeaderExtension};
+        use rtc::interceptor::AttributedPacket;
         use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
             PacketStatusChunk, RecvDelta, RunLengthChunk, StatusChunkTypeTcc, SymbolTypeTcc,
         };
@@ -640,35 +651,11 @@ mod tests {
         let t = Instant::now();
         let recorder = Recorder::default();
         let mut cc = TransportCc::new(t, recorder.clone());
-        cc.bind_local_stream(&StreamInfo {
-            ssrc: 9,
-            rtp_header_extensions: vec![RTPHeaderExtension {
-                uri: TRANSPORT_CC_URI.into(),
-                id: 5,
-            }],
-            ..Default::default()
-        });
+        cc.bind_local_stream(&numbered_stream(9));
         let mut numbers = Vec::new();
         for (i, ssrc) in [(0u16, 9u32), (1, 9), (2, 4)] {
-            cc.handle_write(TaggedPacket {
-                now: t,
-                transport: TransportContext::default(),
-                message: AttributedPacket::new(Packet::Rtp(rtc::rtp::Packet {
-                    header: rtc::rtp::header::Header {
-                        version: 2,
-                        ssrc,
-                        sequence_number: 500 + i,
-                        ..Default::default()
-                    },
-                    payload: vec![0u8; 100].into(),
-                })),
-            })
-            .unwrap();
-            let out = cc.poll_write().unwrap();
-            let Packet::Rtp(p) = out.message.packet else {
-                panic!("not RTP")
-            };
-            numbers.push(p.header.get_extension(5).map(|b| b.to_vec()));
+            cc.handle_write(outbound(t, ssrc, 500 + i)).unwrap();
+            numbers.push(number_of(cc.poll_write().unwrap()));
         }
         assert_eq!(
             numbers,
