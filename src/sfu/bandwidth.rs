@@ -130,13 +130,25 @@ impl DownlinkReadings {
 /// path delivered, free of the lumps in which feedback comes back.
 #[derive(Debug, Default)]
 struct DeliveredRate {
-    /// Arrival (nanoseconds on the receiver's clock) and size of each packet in the window:
-    /// 16 bytes each rather than a `Duration` and a `usize`'s 24, for the ~1500 a full room's
-    /// receiver has in it.
-    arrivals: VecDeque<(u64, u32)>,
+    /// Each packet in the window, 8 bytes each, for the ~1500 a full room's receiver has in it.
+    arrivals: VecDeque<Arrival>,
     bytes: usize,
     /// The latest arrival seen (reordered packets arrive in no particular order).
     latest: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    /// Microseconds on the receiver's clock, wrapping every 71 minutes: only differences within
+    /// the window are ever taken.
+    at_us: u32,
+    /// Bytes (a datagram has fewer than 65 536).
+    size: u16,
+}
+
+/// The wrapping microsecond clock of [`Arrival::at_us`].
+fn wrapping_micros(at: Duration) -> u32 {
+    at.as_micros() as u32
 }
 
 /// A span shorter than this is too short to call a rate.
@@ -144,26 +156,30 @@ const MIN_RATE_SPAN: Duration = Duration::from_millis(100);
 
 impl DeliveredRate {
     fn add(&mut self, arrival: Duration, size: usize) {
-        let size = size.min(u32::MAX as usize) as u32;
-        let arrival_ns = arrival.as_nanos().min(u128::from(u64::MAX)) as u64;
-        self.arrivals.push_back((arrival_ns, size));
-        self.bytes += size as usize;
+        let size = size.min(usize::from(u16::MAX)) as u16;
+        self.arrivals.push_back(Arrival {
+            at_us: wrapping_micros(arrival),
+            size,
+        });
+        self.bytes += usize::from(size);
         self.latest = self.latest.max(arrival);
-        let latest_ns = self.latest.as_nanos().min(u128::from(u64::MAX)) as u64;
-        while let Some(&(at, size)) = self.arrivals.front() {
-            if latest_ns.saturating_sub(at) <= RATE_WINDOW.as_nanos() as u64 {
+        let latest_us = wrapping_micros(self.latest);
+        while let Some(&oldest) = self.arrivals.front() {
+            if u128::from(latest_us.wrapping_sub(oldest.at_us)) <= RATE_WINDOW.as_micros() {
                 break;
             }
             self.arrivals.pop_front();
-            self.bytes -= size as usize;
+            self.bytes -= usize::from(oldest.size);
         }
     }
 
     fn rate_bps(&self) -> Option<f64> {
-        let (first_ns, first_size) = *self.arrivals.front()?;
-        let span = self.latest.saturating_sub(Duration::from_nanos(first_ns));
+        let first = *self.arrivals.front()?;
+        let span = Duration::from_micros(u64::from(
+            wrapping_micros(self.latest).wrapping_sub(first.at_us),
+        ));
         (span >= MIN_RATE_SPAN)
-            .then(|| (self.bytes - first_size as usize) as f64 * 8.0 / span.as_secs_f64())
+            .then(|| (self.bytes - usize::from(first.size)) as f64 * 8.0 / span.as_secs_f64())
     }
 }
 
@@ -573,5 +589,21 @@ mod tests {
             "{}",
             e.target_bitrate()
         );
+    }
+
+    #[test]
+    fn the_delivered_rate_holds_across_the_wrap_of_its_microsecond_clock() {
+        let mut rate = DeliveredRate::default();
+        // 1 000 bytes every 10 ms, 400 ms of it, straddling the 32-bit microsecond wrap: 800
+        // kbit/s, with the window's first packet not counted (it opens the span).
+        let start = Duration::from_micros(u64::from(u32::MAX)) - Duration::from_millis(200);
+        for i in 0..=40 {
+            rate.add(start + Duration::from_millis(10 * i), 1000);
+        }
+        let bps = rate.rate_bps().expect("a rate over 400 ms");
+        assert!((bps - 800_000.0).abs() < 1.0, "{bps}");
+        // And the window still forgets what is older than it.
+        rate.add(start + Duration::from_secs(2), 1000);
+        assert_eq!(rate.arrivals.len(), 1);
     }
 }

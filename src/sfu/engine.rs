@@ -1475,13 +1475,9 @@ impl Core {
             let offer = RTCSessionDescription::offer(sdp)?;
             peer.pc.set_remote_description(now, offer)?;
             let answer = peer.pc.create_answer(None)?;
+            let sdp = answer.sdp.clone();
             peer.pc.set_local_description(now, answer)?;
-            Ok::<_, rtc::shared::error::Error>(
-                peer.pc
-                    .local_description()
-                    .map(|d| d.sdp)
-                    .unwrap_or_default(),
-            )
+            Ok::<_, rtc::shared::error::Error>(sdp)
         })();
         match answer {
             Ok(answer) => {
@@ -1759,13 +1755,11 @@ impl Core {
         }
         let offer = (|| {
             let offer = peer.pc.create_offer(None)?;
+            // Kept before it is applied: `local_description()` would hand back a copy of the
+            // parsed description as well, to be thrown away.
+            let sdp = offer.sdp.clone();
             peer.pc.set_local_description(now, offer)?;
-            Ok::<_, rtc::shared::error::Error>(
-                peer.pc
-                    .local_description()
-                    .map(|d| d.sdp)
-                    .unwrap_or_default(),
-            )
+            Ok::<_, rtc::shared::error::Error>(sdp)
         })();
         match offer {
             Ok(sdp) => {

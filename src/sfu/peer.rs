@@ -129,8 +129,9 @@ fn random_string(len: usize) -> String {
 }
 
 fn video_feedback() -> Vec<RTCPFeedback> {
+    // No `goog-remb`: the SFU estimates from transport-wide feedback and sends no REMB, and
+    // every line offered is copied into each outgoing transceiver's codec lists.
     [
-        ("goog-remb", ""),
         ("transport-cc", ""),
         ("ccm", "fir"),
         ("nack", ""),

@@ -35,6 +35,8 @@ const HISTORY: usize = 256;
 /// has given the packet up. Each kept packet holds its payload's buffer, so keeping by time (a
 /// 500 kbit/s camera needs about 60) rather than by count is most of a receiver's memory.
 const HISTORY_AGE: Duration = Duration::from_secs(1);
+/// How many packets a history grows by at least when full.
+const GROWTH: usize = 16;
 /// A packet is not resent again sooner than this after its last resend.
 const HOLD_OFF: Duration = Duration::from_millis(100);
 /// Resends may use this share of the receiver's bandwidth estimate, or of what its link
@@ -46,7 +48,7 @@ const MIN_BUDGET_BPS: f64 = 30_000.0;
 /// How much unused budget may accumulate, in time at the budget's rate.
 const BUDGET_DEPTH: Duration = Duration::from_millis(250);
 
-/// One packet as sent, kept in as few bytes as will rebuild it: the stream's SSRC is the
+/// One packet as sent, kept in as few bytes as will rebuild it (64): the stream's SSRC is the
 /// history's key, times are milliseconds since the history's first packet, and the payload is a
 /// reference to the buffer every receiver of the packet shares. (A webrtc-rs packet is twice the
 /// size, and a full room keeps thousands per receiver.) CSRCs are not kept: the SFU forwards
@@ -62,19 +64,26 @@ struct Kept {
     marker: bool,
     padding: bool,
     /// What extensions the packet carried before the transport-wide number was stamped on the
-    /// way out (a resend gets a number of its own); usually none, which allocates nothing.
-    extensions: Vec<rtp::header::Extension>,
+    /// way out (a resend gets a number of its own). Usually none, which allocates nothing and
+    /// takes a pointer's width instead of a list's.
+    extensions: Option<Box<Extensions>>,
     payload: bytes::Bytes,
 }
+
+struct Extensions(Vec<rtp::header::Extension>);
 
 const NEVER: u32 = u32::MAX;
 
 impl Kept {
     fn packet(&self, ssrc: u32) -> rtp::Packet {
+        let extensions = self
+            .extensions
+            .as_deref()
+            .map_or(&[][..], |list| &list.0[..]);
         let mut header = rtp::header::Header {
             version: 2,
             padding: self.padding,
-            extension: !self.extensions.is_empty(),
+            extension: !extensions.is_empty(),
             marker: self.marker,
             payload_type: self.payload_type,
             sequence_number: self.sequence,
@@ -82,10 +91,10 @@ impl Kept {
             ssrc,
             csrc: Vec::new(),
             extension_profile: self.extension_profile,
-            extensions: Vec::with_capacity(self.extensions.len() + 1),
+            extensions: Vec::with_capacity(extensions.len() + 1),
             extensions_padding: 0,
         };
-        header.extensions.extend_from_slice(&self.extensions);
+        header.extensions.extend_from_slice(extensions);
         if header.extension {
             let used = header.get_extension_payload_len();
             header.extensions_padding = (4 - used % 4) % 4;
@@ -122,6 +131,11 @@ impl History {
             }
             self.kept.pop_front();
         }
+        if self.kept.len() == self.kept.capacity() {
+            // A stream's second of packets settles at a few dozen to a couple of hundred; grown
+            // by doubling, a history would stand up to half empty in every receiver's memory.
+            self.kept.reserve_exact(GROWTH.max(self.kept.len() / 4));
+        }
         let header = &packet.header;
         self.kept.push_back(Kept {
             sent_ms: now_ms,
@@ -132,7 +146,8 @@ impl History {
             payload_type: header.payload_type,
             marker: header.marker,
             padding: header.padding,
-            extensions: header.extensions.clone(),
+            extensions: (!header.extensions.is_empty())
+                .then(|| Box::new(Extensions(header.extensions.clone()))),
             payload: packet.payload.clone(),
         });
     }
@@ -515,5 +530,11 @@ mod tests {
         let _ = resent(&mut r);
         r.handle_read(nack(Instant::now(), 5, 0)).unwrap();
         assert!(resent(&mut r).is_empty());
+    }
+
+    #[test]
+    fn a_kept_packet_takes_64_bytes() {
+        // Thousands are kept per receiver in a full room (see `Kept`).
+        assert!(std::mem::size_of::<Kept>() <= 64);
     }
 }

@@ -99,10 +99,19 @@ pub struct MediaStreamTrack {
     enabled: bool,
     ready_state: MediaStreamTrackState,
     restrictable: bool,
-    capabilities: MediaTrackCapabilities,
-    constraints: MediaTrackConstraints,
-    settings: MediaTrackSettings,
+    // Boxed, and only once set: every sender and receiver holds a track, and these three held
+    // inline made a transceiver 3 kB. Nothing in this crate sets capabilities or settings.
+    capabilities: Option<Box<MediaTrackCapabilities>>,
+    constraints: Option<Box<MediaTrackConstraints>>,
+    settings: Option<Box<MediaTrackSettings>>,
 }
+
+static NO_CAPABILITIES: std::sync::LazyLock<MediaTrackCapabilities> =
+    std::sync::LazyLock::new(MediaTrackCapabilities::default);
+static NO_CONSTRAINTS: std::sync::LazyLock<MediaTrackConstraints> =
+    std::sync::LazyLock::new(MediaTrackConstraints::default);
+static NO_SETTINGS: std::sync::LazyLock<MediaTrackSettings> =
+    std::sync::LazyLock::new(MediaTrackSettings::default);
 
 impl MediaStreamTrack {
     /// Creates a new media stream track.
@@ -579,7 +588,7 @@ impl MediaStreamTrack {
     /// # }
     /// ```
     pub fn get_capabilities(&self) -> &MediaTrackCapabilities {
-        &self.capabilities
+        self.capabilities.as_deref().unwrap_or(&NO_CAPABILITIES)
     }
 
     /// Returns the currently applied constraints for this track.
@@ -602,7 +611,7 @@ impl MediaStreamTrack {
     /// # }
     /// ```
     pub fn get_constraints(&self) -> &MediaTrackConstraints {
-        &self.constraints
+        self.constraints.as_deref().unwrap_or(&NO_CONSTRAINTS)
     }
 
     /// Returns the actual settings currently in effect for this track.
@@ -626,7 +635,7 @@ impl MediaStreamTrack {
     /// # }
     /// ```
     pub fn get_settings(&self) -> &MediaTrackSettings {
-        &self.settings
+        self.settings.as_deref().unwrap_or(&NO_SETTINGS)
     }
 
     /// Applies constraints to this track.
@@ -668,7 +677,7 @@ impl MediaStreamTrack {
 
         if let Some(constraints) = constraints {
             //TODO: https://www.w3.org/TR/mediacapture-streams/#dom-mediastreamtrack-applyconstraints
-            self.constraints = constraints;
+            self.constraints = Some(Box::new(constraints));
         }
     }
 

@@ -283,9 +283,8 @@ impl RTCPeerConnection {
         // Extract media descriptions to avoid borrowing conflicts
         let media_descriptions = self
             .remote_description()
-            .as_ref()
-            .and_then(|r| r.parsed.as_ref())
-            .map(|parsed| parsed.media_descriptions.clone());
+            .and_then(|r| r.parsed())
+            .map(|parsed| parsed.into_owned().media_descriptions);
 
         if let Some(media_descriptions) = media_descriptions {
             for media in &media_descriptions {
@@ -369,10 +368,8 @@ impl RTCPeerConnection {
             None
         } else {
             self.remote_description()
-                .as_ref()
-                .and_then(|d| d.parsed.as_ref())
-                .and_then(|d| d.attribute(ATTR_KEY_GROUP))
-                .map(ToOwned::to_owned)
+                .and_then(|d| d.parsed())
+                .and_then(|d| d.attribute(ATTR_KEY_GROUP).map(ToOwned::to_owned))
                 .or(Some(String::new()))
         };
 
@@ -449,6 +446,14 @@ impl RTCPeerConnection {
     }
 
     // 4.4.1.6 Set the SessionDescription
+    /// Back in a stable state, the texts `create_offer` and `create_answer` last made are in
+    /// the current descriptions, and a later `set_local_description` must follow a new
+    /// `create_*` anyway: the copies are dropped instead of kept for the connection's life.
+    fn forget_last_offer_and_answer(&mut self) {
+        self.last_offer = String::new();
+        self.last_answer = String::new();
+    }
+
     pub(super) fn set_description(
         &mut self,
         sd: &RTCSessionDescription,
@@ -478,7 +483,7 @@ impl RTCPeerConnection {
                                     sd.sdp_type,
                                 );
                                 if next_state.is_ok() {
-                                    self.pending_local_description = Some(sd.clone());
+                                    self.pending_local_description = Some(sd.to_kept());
                                 }
                                 next_state
                             }
@@ -501,8 +506,9 @@ impl RTCPeerConnection {
                                     let _pending_local_description =
                                         self.pending_local_description.take();
 
-                                    self.current_local_description = Some(sd.clone());
+                                    self.current_local_description = Some(sd.to_kept());
                                     self.current_remote_description = pending_remote_description;
+                                    self.forget_last_offer_and_answer();
                                 }
                                 next_state
                             }
@@ -534,7 +540,7 @@ impl RTCPeerConnection {
                                     sd.sdp_type,
                                 );
                                 if next_state.is_ok() {
-                                    self.pending_local_description = Some(sd.clone());
+                                    self.pending_local_description = Some(sd.to_kept());
                                 }
                                 next_state
                             }
@@ -553,7 +559,7 @@ impl RTCPeerConnection {
                                 sd.sdp_type,
                             );
                             if next_state.is_ok() {
-                                self.pending_remote_description = Some(sd.clone());
+                                self.pending_remote_description = Some(sd.to_kept());
                             }
                             next_state
                         }
@@ -573,8 +579,9 @@ impl RTCPeerConnection {
                                 let _pending_remote_description =
                                     self.pending_remote_description.take();
 
-                                self.current_remote_description = Some(sd.clone());
+                                self.current_remote_description = Some(sd.to_kept());
                                 self.current_local_description = pending_local_description;
+                                self.forget_last_offer_and_answer();
                             }
                             next_state
                         }
@@ -602,7 +609,7 @@ impl RTCPeerConnection {
                                 sd.sdp_type,
                             );
                             if next_state.is_ok() {
-                                self.pending_remote_description = Some(sd.clone());
+                                self.pending_remote_description = Some(sd.to_kept());
                             }
                             next_state
                         }
@@ -747,7 +754,7 @@ impl RTCPeerConnection {
         .into_iter()
         .flatten()
         {
-            if let Some(parsed) = desc.parsed.as_ref() {
+            if let Some(parsed) = desc.parsed() {
                 for media in &parsed.media_descriptions {
                     if let Some(mid) = get_mid_value(media)
                         && !mid.is_empty()
@@ -838,8 +845,8 @@ impl RTCPeerConnection {
     pub(super) fn start_rtp(&mut self, remote_desc: RTCSessionDescription) -> Result<()> {
         self.start_rtp_senders()?;
 
-        let incoming_tracks = if let Some(parsed) = &remote_desc.parsed {
-            track_details_from_sdp(parsed)
+        let incoming_tracks = if let Some(parsed) = remote_desc.parsed() {
+            track_details_from_sdp(&parsed)
         } else {
             vec![]
         };
@@ -1083,9 +1090,27 @@ impl RTCPeerConnection {
         // Step 3
 
         if let Some(local_desc) = &self.current_local_description {
+            // Step 5.2 below for a transceiver that has no mid yet (one just added), answered
+            // before the descriptions are parsed: every step only ever concludes "needed".
+            if self
+                .rtp_transceivers
+                .iter()
+                .any(|transceiver| transceiver.mid().is_none())
+            {
+                return true;
+            }
+            // Parsed once here rather than once per transceiver: kept descriptions hold only
+            // their text.
+            let local_parsed = local_desc.parsed();
+            let remote_parsed = self
+                .current_remote_description
+                .as_ref()
+                .map(|remote_desc| remote_desc.parsed());
             let len_data_channel = self.data_channels.len();
 
-            if len_data_channel != 0 && have_data_channel(local_desc).is_none() {
+            if len_data_channel != 0
+                && local_parsed.as_deref().and_then(have_data_channel).is_none()
+            {
                 return true;
             }
 
@@ -1098,7 +1123,8 @@ impl RTCPeerConnection {
                 let m = transceiver
                     .mid()
                     .as_ref()
-                    .and_then(|mid| get_by_mid(mid.as_str(), local_desc));
+                    .zip(local_parsed.as_deref())
+                    .and_then(|(mid, local)| get_by_mid(mid.as_str(), local));
                 // Step 5.2
                 if m.is_none() {
                     return true;
@@ -1127,11 +1153,12 @@ impl RTCPeerConnection {
                     match local_desc.sdp_type {
                         RTCSdpType::Offer => {
                             // Step 5.3.2
-                            if let Some(remote_desc) = &self.current_remote_description {
+                            if let Some(remote) = &remote_parsed {
                                 if let Some(rm) = transceiver
                                     .mid()
                                     .as_ref()
-                                    .and_then(|mid| get_by_mid(mid.as_str(), remote_desc))
+                                    .zip(remote.as_deref())
+                                    .and_then(|(mid, remote)| get_by_mid(mid.as_str(), remote))
                                 {
                                     if get_peer_direction(m) != transceiver.direction()
                                         && get_peer_direction(rm)

@@ -805,8 +805,11 @@ impl RTCPeerConnection {
 
         // include unmatched local transceivers
         // update the greater mid if the remote description provides a greater one
-        if let Some(d) = self.current_remote_description.as_ref()
-            && let Some(parsed) = &d.parsed
+        if let Some(parsed) = self
+            .current_remote_description
+            .as_ref()
+            .and_then(|d| d.parsed())
+            .map(Cow::into_owned)
         {
             for media in &parsed.media_descriptions {
                 if let Some(mid) = get_mid_value(media) {
@@ -999,8 +1002,8 @@ impl RTCPeerConnection {
             connection_role = DEFAULT_DTLS_ROLE_ANSWER.to_connection_role();
 
             if let Some(remote_description) = self.remote_description()
-                && let Some(parsed) = remote_description.parsed.as_ref()
-                && is_lite_set(parsed)
+                && let Some(parsed) = remote_description.parsed()
+                && is_lite_set(&parsed)
                 && !self.setting_engine.candidates.ice_lite
             {
                 connection_role = RTCDtlsRole::Server.to_connection_role();
@@ -1204,9 +1207,11 @@ impl RTCPeerConnection {
                 self.rtp_transceivers[i].set_current_direction(direction);
             }
 
-            if let Some(remote_description) = self.remote_description().cloned()
-                && let Some(parsed_remote_description) = remote_description.parsed.as_ref()
+            // The kept description holds only its text; parse it once for both uses below.
+            if let Some(mut remote_description) = self.remote_description().cloned()
+                && let Ok(parsed) = remote_description.unmarshal()
             {
+                let parsed_remote_description = &*remote_description.parsed.insert(parsed);
                 // only start sctp transport if application media has been negotiated
                 if let (Some(local_application_media), Some(remote_application_media)) = (
                     get_application_media(parsed_local_description),
@@ -1382,9 +1387,8 @@ impl RTCPeerConnection {
             // Extract media descriptions to avoid borrowing conflicts
             let media_descriptions = self
                 .remote_description()
-                .as_ref()
-                .and_then(|r| r.parsed.as_ref())
-                .map(|parsed| parsed.media_descriptions.clone());
+                .and_then(|r| r.parsed())
+                .map(|parsed| parsed.into_owned().media_descriptions);
 
             if let Some(media_descriptions) = media_descriptions {
                 if !we_offer {
@@ -1606,7 +1610,9 @@ impl RTCPeerConnection {
                 && let Some(parsed_local_description) = self
                     .current_local_description
                     .as_ref()
-                    .and_then(|desc| desc.parsed.as_ref())
+                    .and_then(|desc| desc.parsed())
+                    .map(Cow::into_owned)
+                    .as_ref()
             {
                 // only start sctp transport if application media has been negotiated
                 if let (Some(local_application_media), Some(remote_application_media)) = (

@@ -390,3 +390,13 @@ impl RTCRtpTransceiverInternal {
         self.set_codec_preferences(filtered_codecs, media_engine)
     }
 }
+#[cfg(test)]
+mod size_probe {
+    /// A server keeps a transceiver per stream it sends each participant: dozens per connection.
+    /// The track's capabilities, constraints and settings, held inline, made one 3 kB.
+    #[test]
+    fn a_transceiver_stays_small() {
+        let size = std::mem::size_of::<super::RTCRtpTransceiverInternal>();
+        assert!(size <= 1024, "{size} bytes");
+    }
+}

@@ -1369,18 +1369,13 @@ pub(crate) fn get_application_media_section_max_message_size(
 
 pub(crate) fn get_by_mid<'a>(
     search_mid: &str,
-    desc: &'a session_description::RTCSessionDescription,
+    desc: &'a SessionDescription,
 ) -> Option<&'a MediaDescription> {
-    if let Some(parsed) = &desc.parsed {
-        for m in &parsed.media_descriptions {
-            if let Some(mid) = m.attribute(ATTR_KEY_MID).flatten()
-                && mid == search_mid
-            {
-                return Some(m);
-            }
-        }
-    }
-    None
+    desc.media_descriptions.iter().find(|m| {
+        m.attribute(ATTR_KEY_MID)
+            .flatten()
+            .is_some_and(|mid| mid == search_mid)
+    })
 }
 
 pub(crate) fn get_application_media(desc: &SessionDescription) -> Option<&MediaDescription> {
@@ -1390,10 +1385,8 @@ pub(crate) fn get_application_media(desc: &SessionDescription) -> Option<&MediaD
 }
 
 /// have_data_channel return MediaDescription with MediaName equal application
-pub(crate) fn have_data_channel(
-    desc: &session_description::RTCSessionDescription,
-) -> Option<&MediaDescription> {
-    get_application_media(desc.parsed.as_ref()?)
+pub(crate) fn have_data_channel(desc: &SessionDescription) -> Option<&MediaDescription> {
+    get_application_media(desc)
 }
 
 pub(crate) fn codecs_from_media_description(
@@ -1503,8 +1496,7 @@ pub(crate) fn is_ext_map_allow_mixed_set(
     remote_description: Option<&RTCSessionDescription>,
 ) -> bool {
     remote_description.is_some_and(|r| {
-        r.parsed
-            .as_ref()
+        r.parsed()
             .is_some_and(|parsed| parsed.has_attribute(ATTR_KEY_EXTMAP_ALLOW_MIXED))
     })
 }

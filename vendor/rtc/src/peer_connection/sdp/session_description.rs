@@ -495,6 +495,28 @@ impl RTCSessionDescription {
         let parsed = SessionDescription::unmarshal(&mut reader)?;
         Ok(parsed)
     }
+
+    /// The parsed form: the one this description carries, or else parsed afresh from its text.
+    ///
+    /// The descriptions a connection keeps (current and pending, local and remote) keep only
+    /// their text ([`Self::to_kept`]): parsed, every attribute is two strings of its own, and a
+    /// description of thirty media sections takes about four times its text's memory, for
+    /// every connection for as long as it lives. Reading one back is rare (negotiation only).
+    pub(crate) fn parsed(&self) -> Option<std::borrow::Cow<'_, SessionDescription>> {
+        match &self.parsed {
+            Some(parsed) => Some(std::borrow::Cow::Borrowed(parsed)),
+            None => self.unmarshal().ok().map(std::borrow::Cow::Owned),
+        }
+    }
+
+    /// A copy to keep: the type and the text, without the parsed form (see [`Self::parsed`]).
+    pub(crate) fn to_kept(&self) -> RTCSessionDescription {
+        RTCSessionDescription {
+            sdp_type: self.sdp_type,
+            sdp: self.sdp.clone(),
+            parsed: None,
+        }
+    }
 }
 
 #[cfg(test)]
