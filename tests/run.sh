@@ -13,7 +13,7 @@ step "Rust: unit and integration tests (release build)"
 cargo test --release --locked
 
 step "Rust: unit tests of the patched webrtc-rs crates (vendor/README.md)"
-cargo test --release --locked -p rtc -p rtc-interceptor --lib
+cargo test --release --locked -p rtc -p rtc-interceptor -p rtc-srtp --lib
 
 step "Browser tests: dependencies"
 if [ ! -x /usr/bin/chromium ]; then

@@ -685,7 +685,8 @@ impl Core {
             let Some(peer) = self.peers.get_mut(subscriber.peer) else {
                 continue;
             };
-            let Some(header) = rewrite.rewritten(&packet.header) else {
+            let extensions = peer.pc.take_extension_list();
+            let Some(header) = rewrite.rewritten(&packet.header, extensions) else {
                 continue;
             };
             let mut out = rtp::Packet {
@@ -1869,7 +1870,11 @@ fn send_queued(
             counters.send_errors.fetch_add(dropped, Ordering::Relaxed);
         }
     }
-    queue.clear();
+    // Sent: the buffers go back to webrtc-rs for the next packets this worker encrypts, so
+    // that forwarding allocates nothing per packet.
+    for datagram in queue.drain(..) {
+        rtc::peer_connection::recycle_write_buffer(datagram);
+    }
 }
 
 fn send(

@@ -86,9 +86,15 @@ impl Rewrite {
 
     /// The header `header` gets on the subscriber's connection, or `None` when the subscriber
     /// cannot receive this packet's payload type (the packet must then not be sent). Built
-    /// afresh rather than cloned and trimmed: one allocation (the extension list, with room for
-    /// the transport-wide sequence number stamped on the way out) instead of two.
-    pub fn rewritten(&self, header: &rtp::header::Header) -> Option<rtp::header::Header> {
+    /// afresh rather than cloned and trimmed, with its extensions in `extensions`: a list the
+    /// connection hands back from a packet it has sent (`take_extension_list`), so that a
+    /// copy costs no allocation once the first few have gone. Room is made for the
+    /// transport-wide sequence number stamped on the way out.
+    pub fn rewritten(
+        &self,
+        header: &rtp::header::Header,
+        mut extensions: Vec<rtp::header::Extension>,
+    ) -> Option<rtp::header::Header> {
         let pt = self
             .payload_types
             .get(header.payload_type as usize)
@@ -97,7 +103,8 @@ impl Rewrite {
         if pt == NO_PAYLOAD_TYPE {
             return None;
         }
-        let mut extensions = Vec::with_capacity(header.extensions.len() + 1);
+        extensions.clear();
+        extensions.reserve(header.extensions.len() + 1);
         extensions.extend(header.extensions.iter().filter_map(|ext| {
             let id = self.extension_ids[ext.id as usize];
             (id != 0).then(|| rtp::header::Extension {
@@ -177,7 +184,7 @@ mod tests {
             &[(5, LEVEL.into()), (2, TWCC.into())],
         );
         let h = rewrite
-            .rewritten(&header(111, &[(1, b"\x80"), (3, b"\x00\x01")]))
+            .rewritten(&header(111, &[(1, b"\x80"), (3, b"\x00\x01")]), Vec::new())
             .unwrap();
         assert_eq!(h.payload_type, 109);
         assert_eq!(h.ssrc, 4242);
@@ -186,6 +193,23 @@ mod tests {
         assert_eq!(h.extensions.len(), 1, "transport-cc is hop-by-hop");
         assert_eq!(h.extensions[0].id, 5);
         assert!(h.extension);
+
+        // A list handed back from a sent packet brings its room, not its contents.
+        let mut used = Vec::with_capacity(4);
+        used.push(rtp::header::Extension {
+            id: 9,
+            payload: bytes::Bytes::from_static(b"old"),
+        });
+        let room = used.as_ptr();
+        let h = rewrite
+            .rewritten(&header(111, &[(1, b"\x80")]), used)
+            .unwrap();
+        assert_eq!(h.extensions.len(), 1);
+        assert_eq!(
+            (h.extensions[0].id, &h.extensions[0].payload[..]),
+            (5, &b"\x80"[..])
+        );
+        assert_eq!(h.extensions.as_ptr(), room, "the list's own room is used");
     }
 
     #[test]
@@ -213,7 +237,7 @@ mod tests {
             raw.extend_from_slice(&block);
             raw.extend_from_slice(&[0xF8, 0xFF, 0xFE]);
             let mut packet = rtp::Packet::unmarshal(&mut raw.as_slice()).unwrap();
-            packet.header = rewrite.rewritten(&packet.header).unwrap();
+            packet.header = rewrite.rewritten(&packet.header, Vec::new()).unwrap();
             let bytes = packet.marshal().unwrap();
             assert_eq!(bytes.len(), packet.marshal_size());
             let again = rtp::Packet::unmarshal(&mut &bytes[..]).unwrap();
@@ -234,7 +258,7 @@ mod tests {
             &[],
             &[],
         );
-        let h = rewrite.rewritten(&header(102, &[])).unwrap();
+        let h = rewrite.rewritten(&header(102, &[]), Vec::new()).unwrap();
         assert_eq!(h.payload_type, 106);
     }
 
@@ -247,9 +271,11 @@ mod tests {
             &[],
             &[],
         );
-        assert!(rewrite.rewritten(&header(97, &[])).is_none());
-        assert!(rewrite.rewritten(&header(127, &[])).is_none());
-        let h = rewrite.rewritten(&header(96, &[(4, b"mid")])).unwrap();
+        assert!(rewrite.rewritten(&header(97, &[]), Vec::new()).is_none());
+        assert!(rewrite.rewritten(&header(127, &[]), Vec::new()).is_none());
+        let h = rewrite
+            .rewritten(&header(96, &[(4, b"mid")]), Vec::new())
+            .unwrap();
         assert!(h.extensions.is_empty());
         assert!(!h.extension);
     }

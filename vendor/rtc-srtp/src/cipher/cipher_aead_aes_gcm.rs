@@ -39,12 +39,25 @@ impl Cipher for CipherAeadAesGcm {
     }
 
     fn encrypt_rtp(&mut self, payload: &[u8], header: &rtp::Header, roc: u32) -> Result<BytesMut> {
+        let mut writer = BytesMut::with_capacity(payload.len() + self.aead_auth_tag_len());
+        self.encrypt_rtp_into(payload, header, roc, &mut writer)?;
+        Ok(writer)
+    }
+
+    fn encrypt_rtp_into(
+        &mut self,
+        payload: &[u8],
+        header: &rtp::Header,
+        roc: u32,
+        writer: &mut BytesMut,
+    ) -> Result<()> {
         // Copy the whole packet once, then encrypt the payload region in place
         // with the header region as AAD and a detached tag appended afterwards.
         let header_len = header.marshal_size();
         let nonce = self.rtp_initialization_vector(header, roc);
 
-        let mut writer = BytesMut::with_capacity(payload.len() + self.aead_auth_tag_len());
+        writer.clear();
+        writer.reserve(payload.len() + self.aead_auth_tag_len());
         writer.extend_from_slice(payload);
 
         let (aad, plaintext) = writer.split_at_mut(header_len);
@@ -54,7 +67,7 @@ impl Cipher for CipherAeadAesGcm {
             .map_err(crypto_error)?;
 
         writer.extend_from_slice(&tag);
-        Ok(writer)
+        Ok(())
     }
 
     fn decrypt_rtp(

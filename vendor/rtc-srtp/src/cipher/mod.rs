@@ -53,6 +53,22 @@ pub(crate) trait Cipher: Send {
     /// Encrypt RTP payload.
     fn encrypt_rtp(&mut self, payload: &[u8], header: &rtp::Header, roc: u32) -> Result<BytesMut>;
 
+    /// Encrypt RTP payload into `dst`, replacing what it held: a caller that recycles its
+    /// buffers encrypts without an allocation per packet. By default, through
+    /// [`Self::encrypt_rtp`] and a copy.
+    fn encrypt_rtp_into(
+        &mut self,
+        payload: &[u8],
+        header: &rtp::Header,
+        roc: u32,
+        dst: &mut BytesMut,
+    ) -> Result<()> {
+        let encrypted = self.encrypt_rtp(payload, header, roc)?;
+        dst.clear();
+        dst.extend_from_slice(&encrypted);
+        Ok(())
+    }
+
     /// Decrypt RTP payload.
     fn decrypt_rtp(&mut self, payload: &[u8], header: &rtp::Header, roc: u32) -> Result<BytesMut>;
 

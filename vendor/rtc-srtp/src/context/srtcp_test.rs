@@ -8,7 +8,7 @@ fn test_crypto_provider() -> std::sync::Arc<dyn crypto::RTCCryptoProvider> {
 }
 
 use bytes::{Buf, Bytes, BytesMut};
-use lazy_static::lazy_static;
+use std::sync::LazyLock;
 
 pub struct RTCPTestCase {
     ssrc: u32,
@@ -17,17 +17,14 @@ pub struct RTCPTestCase {
     decrypted: Bytes,
 }
 
-lazy_static! {
-    static ref RTCP_TEST_MASTER_KEY: Bytes = Bytes::from_static(&[
+static RTCP_TEST_MASTER_KEY: LazyLock<Bytes> = LazyLock::new(|| Bytes::from_static(&[
         0xfd, 0xa6, 0x25, 0x95, 0xd7, 0xf6, 0x92, 0x6f, 0x7d, 0x9c, 0x02, 0x4c, 0xc9, 0x20, 0x9f,
         0x34
-    ]);
-
-    static ref RTCP_TEST_MASTER_SALT: Bytes = Bytes::from_static(&[
+    ]));
+static RTCP_TEST_MASTER_SALT: LazyLock<Bytes> = LazyLock::new(|| Bytes::from_static(&[
         0xa9, 0x65, 0x19, 0x85, 0x54, 0x0b, 0x47, 0xbe, 0x2f, 0x27, 0xa8, 0xb8, 0x81, 0x23
-    ]);
-
-    static ref RTCP_TEST_CASES: Vec<RTCPTestCase> = vec![
+    ]));
+static RTCP_TEST_CASES: LazyLock<Vec<RTCPTestCase>> = LazyLock::new(|| vec![
         RTCPTestCase {
             ssrc:      0x66ef91ff,
             index:     0,
@@ -96,8 +93,7 @@ lazy_static! {
                 0x52, 0xb1, 0x92, 0x31, 0xca, 0x22, 0xab, 0x3e, 0xc5, 0x5f, 0x83, 0x34, 0xf0, 0x28
             ]),
         },
-    ];
-}
+    ]);
 
 #[test]
 fn test_rtcp_lifecycle() -> Result<()> {

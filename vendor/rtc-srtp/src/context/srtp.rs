@@ -69,6 +69,24 @@ impl Context {
         plaintext: &[u8],
         header: &rtp::Header,
     ) -> Result<BytesMut> {
+        let mut dst = BytesMut::new();
+        self.encrypt_rtp_with_header_into(plaintext, header, &mut dst)?;
+        Ok(dst)
+    }
+
+    /// Like [`Self::encrypt_rtp_with_header`], but into `dst`, replacing what it held: a
+    /// caller that recycles its buffers encrypts without an allocation per packet.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the SRTP context has no key for this SSRC or the cipher rejects the input;
+    /// `dst` then holds nothing useful.
+    pub fn encrypt_rtp_with_header_into(
+        &mut self,
+        plaintext: &[u8],
+        header: &rtp::Header,
+        dst: &mut BytesMut,
+    ) -> Result<()> {
         let (roc, diff, ovf) = self
             .get_srtp_ssrc_state(header.ssrc)
             .next_rollover_count(header.sequence_number);
@@ -80,12 +98,12 @@ impl Context {
             return Err(Error::ErrExceededMaxPackets);
         }
 
-        let dst = self.cipher.encrypt_rtp(plaintext, header, roc)?;
+        self.cipher.encrypt_rtp_into(plaintext, header, roc, dst)?;
 
         self.get_srtp_ssrc_state(header.ssrc)
             .update_rollover_count(header.sequence_number, diff);
 
-        Ok(dst)
+        Ok(())
     }
 
     /// EncryptRTP marshals and encrypts an RTP packet, writing to the dst buffer provided.

@@ -8,16 +8,15 @@ fn test_crypto_provider() -> std::sync::Arc<dyn crypto::RTCCryptoProvider> {
 }
 
 use bytes::Bytes;
-use lazy_static::lazy_static;
+use std::sync::LazyLock;
 
 struct RTPTestCase {
     sequence_number: u16,
     encrypted: Bytes,
 }
 
-lazy_static! {
-    static ref RTP_TEST_CASE_DECRYPTED: Bytes = Bytes::from_static(&[0x00, 0x01, 0x02, 0x03, 0x04, 0x05]);
-    static ref RTP_TEST_CASES: Vec<RTPTestCase> = vec![
+static RTP_TEST_CASE_DECRYPTED: LazyLock<Bytes> = LazyLock::new(|| Bytes::from_static(&[0x00, 0x01, 0x02, 0x03, 0x04, 0x05]));
+static RTP_TEST_CASES: LazyLock<Vec<RTPTestCase>> = LazyLock::new(|| vec![
         RTPTestCase {
             sequence_number: 5000,
             encrypted: Bytes::from_static(&[
@@ -60,8 +59,7 @@ lazy_static! {
                 0xca, 0x36
             ]),
         },
-    ];
-}
+    ]);
 
 fn build_test_context() -> Result<Context> {
     let master_key = Bytes::from_static(&[
@@ -178,3 +176,48 @@ fn test_rtp_lifecyle() -> Result<()> {
 //TODO: BenchmarkEncryptRTP
 //TODO: BenchmarkEncryptRTPInPlace
 //TODO: BenchmarkDecryptRTP
+
+/// Encrypting into a buffer the caller recycles gives the packet `encrypt_rtp_with_header`
+/// gives, for both kinds of cipher, and with AES-GCM in the buffer's own room.
+#[test]
+fn test_rtp_encrypt_into_a_recycled_buffer() -> Result<()> {
+    let master_key = [7u8; 16];
+    for (profile, salt_len) in [
+        (ProtectionProfile::AeadAes128Gcm, 12),
+        (ProtectionProfile::Aes128CmHmacSha1_80, 14),
+    ] {
+        let salt = [9u8; 14];
+        let new_context = || {
+            Context::new(
+                &master_key,
+                &salt[..salt_len],
+                profile,
+                None,
+                None,
+                test_crypto_provider().crypto(),
+            )
+        };
+        let (mut fresh, mut recycling) = (new_context()?, new_context()?);
+        let mut buffer = bytes::BytesMut::with_capacity(256);
+        buffer.extend_from_slice(b"what the last packet left");
+        let room = buffer.as_ptr();
+        for sequence_number in 5000..5003u16 {
+            let packet = rtp::packet::Packet {
+                header: rtp::header::Header {
+                    sequence_number,
+                    ssrc: 0x1234,
+                    ..Default::default()
+                },
+                payload: Bytes::from_static(&[1, 2, 3, 4, 5, 6]),
+            };
+            let plaintext = packet.marshal()?;
+            let expected = fresh.encrypt_rtp_with_header(&plaintext, &packet.header)?;
+            recycling.encrypt_rtp_with_header_into(&plaintext, &packet.header, &mut buffer)?;
+            assert_eq!(buffer, expected, "{profile:?}");
+            if matches!(profile, ProtectionProfile::AeadAes128Gcm) {
+                assert_eq!(buffer.as_ptr(), room, "the buffer's room is used");
+            }
+        }
+    }
+    Ok(())
+}

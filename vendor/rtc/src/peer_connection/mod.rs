@@ -245,12 +245,14 @@ pub mod certificate;
 pub mod configuration;
 pub mod event;
 pub(crate) mod handler;
+pub use handler::srtp::recycle_write_buffer;
 mod internal;
 pub mod message;
 pub mod sdp;
 pub mod state;
 pub mod transport;
 
+use std::borrow::Cow;
 use crate::data_channel::init::RTCDataChannelInit;
 use crate::data_channel::parameters::DataChannelParameters;
 use crate::data_channel::registry::DataChannelRegistry;

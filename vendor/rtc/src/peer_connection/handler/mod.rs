@@ -138,6 +138,10 @@ pub(crate) struct PipelineContext {
     pub(crate) now: Instant,
 }
 
+/// How many sent packets' header-extension lists a connection keeps for reuse
+/// ([`RTCPeerConnection::take_extension_list`]).
+const SPARE_EXTENSION_LISTS: usize = 4;
+
 impl PipelineContext {
     fn observe(&mut self, now: Instant) {
         self.now = self.now.max(now);
@@ -346,8 +350,28 @@ impl RTCPeerConnection {
                 transport,
                 message,
             });
+            if let Packet::Rtp(sent) = out.message.packet {
+                let spare = &mut context.srtp_handler_context.spare_extension_lists;
+                if spare.len() < SPARE_EXTENSION_LISTS {
+                    let mut list = sent.header.extensions;
+                    list.clear();
+                    spare.push(list);
+                }
+            }
         }
         Ok(())
+    }
+
+    /// An empty list for the header extensions of the next RTP packet to write: the list of a
+    /// packet already sent on the short path when there is one, with its room, else a new one.
+    /// A server that forwards each packet to many receivers builds a header per copy, and this
+    /// spares it an allocation per copy.
+    pub fn take_extension_list(&mut self) -> Vec<rtp::header::Extension> {
+        self.pipeline_context
+            .srtp_handler_context
+            .spare_extension_lists
+            .pop()
+            .unwrap_or_default()
     }
 
     /// Runs every handler's pending writes down the pipeline into `write_outs`, where

@@ -10,6 +10,7 @@ use bytes::BytesMut;
 use shared::marshal::{Marshal, MarshalSize, Unmarshal};
 use shared::util::is_rtcp;
 use srtp::context::Context;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -20,6 +21,11 @@ pub(crate) struct SrtpHandlerContext {
     /// Where an outbound RTP packet is marshalled before it is encrypted into a buffer of its
     /// own, kept so that the plaintext costs no allocation per packet.
     pub(crate) marshal_scratch: Vec<u8>,
+    /// The header-extension lists of RTP packets sent on the short path, for the application's
+    /// next packets ([`RTCPeerConnection::take_extension_list`](crate::peer_connection::RTCPeerConnection::take_extension_list)):
+    /// a forwarding server builds a header per packet and receiver, and a list goes out and
+    /// comes back within one write, so a few are enough.
+    pub(crate) spare_extension_lists: Vec<Vec<rtp::header::Extension>>,
 
     pub(crate) read_outs: VecDeque<TaggedRTCMessageInternal>,
     pub(crate) write_outs: VecDeque<TaggedRTCMessageInternal>,
@@ -50,12 +56,52 @@ pub(crate) fn protect(
                 scratch.resize(size, 0);
             }
             let written = rtp_packet.marshal_to(&mut scratch[..size])?;
-            context.encrypt_rtp_with_header(&scratch[..written], &rtp_packet.header)
+            let mut encrypted = spare_write_buffer();
+            context.encrypt_rtp_with_header_into(
+                &scratch[..written],
+                &rtp_packet.header,
+                &mut encrypted,
+            )?;
+            Ok(encrypted)
         }
         _ => Err(Error::Other(
             "unsupported packet kind for srtp write".to_string(),
         )),
     }
+}
+
+thread_local! {
+    /// Buffers of datagrams already sent, handed back by the application
+    /// ([`recycle_write_buffer`]), for the next RTP packets encrypted on this thread. Per
+    /// thread, so that a server running its connections on several threads shares no lock.
+    static SPARE_WRITE_BUFFERS: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many sent datagrams' buffers a thread keeps for reuse (a few hundred kilobytes).
+const SPARE_WRITE_BUFFERS_KEPT: usize = 256;
+/// Buffers with more room than this are not kept: RTP datagrams are far smaller.
+const SPARE_WRITE_BUFFER_MAX_CAPACITY: usize = 4096;
+
+/// Hands back the buffer of a datagram taken from
+/// [`poll_write`](sansio::Protocol::poll_write) once it is sent, so that the next RTP packet
+/// encrypted on this thread goes into it instead of a new allocation. Optional: a buffer not
+/// handed back is simply freed.
+pub fn recycle_write_buffer(mut buffer: BytesMut) {
+    if buffer.capacity() > SPARE_WRITE_BUFFER_MAX_CAPACITY {
+        return;
+    }
+    buffer.clear();
+    SPARE_WRITE_BUFFERS.with_borrow_mut(|spare| {
+        if spare.len() < SPARE_WRITE_BUFFERS_KEPT {
+            spare.push(buffer);
+        }
+    });
+}
+
+fn spare_write_buffer() -> BytesMut {
+    SPARE_WRITE_BUFFERS
+        .with_borrow_mut(Vec::pop)
+        .unwrap_or_default()
 }
 
 /// SrtpHandler implements SRTP/RTP/RTCP Protocols handling
