@@ -44,6 +44,8 @@ fn the_load_tool_runs_and_reports() {
         "server_cpu_seconds",
         "server_cpu_us_per_forwarded_packet",
         "server_rss_bytes",
+        "server_private_bytes",
+        "server_memory_per_participant_bytes",
         "participants",
         "duration_s",
     ] {
@@ -55,6 +57,19 @@ fn the_load_tool_runs_and_reports() {
         "{report}"
     );
     assert!(report["forwarded_pps"].as_f64().unwrap() > 0.0, "{report}");
+    // Private memory is part of the resident memory, and participants cost some of it.
+    let private = report["server_private_bytes"].as_u64().unwrap();
+    assert!(
+        private > 0 && private <= report["server_rss_bytes"].as_u64().unwrap(),
+        "{report}"
+    );
+    assert!(
+        report["server_memory_per_participant_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{report}"
+    );
     assert!(report["latency_samples"].as_u64().unwrap() > 0, "{report}");
     assert!(
         report["server_delay_ms_p99"].as_f64().unwrap() > 0.0,

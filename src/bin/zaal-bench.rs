@@ -172,8 +172,20 @@ fn start_server(
     Ok((OwnServer { child, _dir: dir }, url, pid))
 }
 
-/// CPU seconds (user + system) and resident memory of a process, from /proc.
-fn process_usage(pid: u32) -> Option<(f64, u64)> {
+/// What /proc says of a process.
+struct Usage {
+    /// User + system CPU seconds.
+    cpu_seconds: f64,
+    /// Resident memory (`VmRSS`).
+    rss_bytes: u64,
+    /// The resident part of its private memory (`RssAnon`): heap, stacks, buffers. Unlike
+    /// `VmRSS` it leaves out the pages of the executable itself, which are read in as code runs
+    /// for the first time (the first participants bring about 3 MB of it: DTLS, SRTP, the
+    /// media path) and do not grow with participants.
+    private_bytes: u64,
+}
+
+fn process_usage(pid: u32) -> Option<Usage> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces: fields start after the last ')'.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
@@ -182,15 +194,23 @@ fn process_usage(pid: u32) -> Option<(f64, u64)> {
     // SAFETY: sysconf only reads a configuration value.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kib: u64 = status
+    Some(Usage {
+        cpu_seconds: (utime + stime) / ticks.max(1.0),
+        rss_bytes: status_kib(&status, "VmRSS:")? * 1024,
+        private_bytes: status_kib(&status, "RssAnon:")? * 1024,
+    })
+}
+
+/// A `/proc/PID/status` line's figure in KiB.
+fn status_kib(status: &str, key: &str) -> Option<u64> {
+    status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .find_map(|l| l.strip_prefix(key))?
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()
-        .ok()?;
-    Some(((utime + stime) / ticks.max(1.0), rss_kib * 1024))
+        .ok()
 }
 
 /// The server's forwarding counters, from /metrics.
@@ -339,7 +359,7 @@ async fn run(args: Args) -> Result<(), String> {
         }
     };
     let client = reqwest::Client::new();
-    let (_, baseline_rss) = process_usage(pid).ok_or("cannot read the server's /proc entry")?;
+    let baseline = process_usage(pid).ok_or("cannot read the server's /proc entry")?;
     let total = args.rooms * args.participants;
     let mut participants = Vec::with_capacity(total);
     let gap = args.ramp.checked_div(total as u32).unwrap_or_default();
@@ -369,7 +389,7 @@ async fn run(args: Args) -> Result<(), String> {
     for p in &participants {
         p.take_latency();
     }
-    let (cpu0, _) = process_usage(pid).ok_or("the server is gone")?;
+    let cpu0 = process_usage(pid).ok_or("the server is gone")?.cpu_seconds;
     let first = scrape(&client, &server)
         .await
         .ok_or("cannot read the server's /metrics")?;
@@ -397,7 +417,8 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
     let elapsed = window_start.elapsed().as_secs_f64();
-    let (cpu1, rss) = process_usage(pid).ok_or("the server is gone")?;
+    let end = process_usage(pid).ok_or("the server is gone")?;
+    let cpu1 = end.cpu_seconds;
     let last_scrape = scrape(&client, &server)
         .await
         .ok_or("cannot read the server's /metrics")?;
@@ -434,8 +455,10 @@ async fn run(args: Args) -> Result<(), String> {
         "server_delay_ms_p99": histogram_percentile_ms(&first.delay, &last_scrape.delay, 99.0),
         "server_cpu_seconds": cpu,
         "server_cpu_us_per_forwarded_packet": if forwarded_packets == 0 { 0.0 } else { cpu * 1e6 / forwarded_packets as f64 },
-        "server_rss_bytes": rss,
-        "server_rss_per_participant_bytes": rss.saturating_sub(baseline_rss) / total as u64,
+        "server_rss_bytes": end.rss_bytes,
+        "server_rss_per_participant_bytes": end.rss_bytes.saturating_sub(baseline.rss_bytes) / total as u64,
+        "server_private_bytes": end.private_bytes,
+        "server_memory_per_participant_bytes": end.private_bytes.saturating_sub(baseline.private_bytes) / total as u64,
         "server_media_workers": last_scrape.workers,
     });
     let text = serde_json::to_string_pretty(&report).unwrap_or_default();
