@@ -445,7 +445,6 @@ impl RTCPeerConnection {
         }
     }
 
-    // 4.4.1.6 Set the SessionDescription
     /// Back in a stable state, the texts `create_offer` and `create_answer` last made are in
     /// the current descriptions, and a later `set_local_description` must follow a new
     /// `create_*` anyway: the copies are dropped instead of kept for the connection's life.
@@ -454,6 +453,7 @@ impl RTCPeerConnection {
         self.last_answer = String::new();
     }
 
+    // 4.4.1.6 Set the SessionDescription
     pub(super) fn set_description(
         &mut self,
         sd: &RTCSessionDescription,
