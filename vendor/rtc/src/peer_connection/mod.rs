@@ -2867,6 +2867,84 @@ mod tests {
         }
     }
 
+    /// A connection keeps its descriptions as text only (parsed, each is several times the
+    /// size, for the connection's life), drops the last offer's and answer's texts once stable,
+    /// and still renegotiates from what it kept.
+    #[test]
+    fn descriptions_are_kept_as_text_and_the_last_offer_and_answer_dropped_once_stable() {
+        let mut answerer = media_pc();
+        let mut offerer = media_pc();
+        offerer
+            .add_transceiver_from_kind(
+                RtpCodecKind::Video,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                }),
+            )
+            .unwrap();
+        let offer = offerer.create_offer(None).unwrap();
+        offerer
+            .set_local_description(Instant::now(), offer.clone())
+            .unwrap();
+        answerer
+            .set_remote_description(Instant::now(), offer)
+            .unwrap();
+        let answer = answerer.create_answer(None).unwrap();
+        answerer
+            .set_local_description(Instant::now(), answer.clone())
+            .unwrap();
+        offerer
+            .set_remote_description(Instant::now(), answer)
+            .unwrap();
+
+        for pc in [&offerer, &answerer] {
+            assert_eq!(pc.signaling_state, RTCSignalingState::Stable);
+            for kept in [
+                &pc.current_local_description,
+                &pc.current_remote_description,
+            ] {
+                let kept = kept.as_ref().expect("a current description");
+                assert!(!kept.sdp.is_empty());
+                assert!(kept.parsed.is_none(), "kept parsed as well");
+                assert_eq!(kept.parsed().unwrap().media_descriptions.len(), 1);
+            }
+            assert!(pc.last_offer.is_empty() && pc.last_answer.is_empty());
+        }
+
+        // Renegotiation reads the kept descriptions back: a second m-line, the first one kept.
+        offerer
+            .add_transceiver_from_kind(
+                RtpCodecKind::Audio,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                }),
+            )
+            .unwrap();
+        let reoffer = offerer.create_offer(None).unwrap();
+        let media = reoffer.unmarshal().unwrap().media_descriptions;
+        assert_eq!(media.len(), 2);
+        assert_eq!(media[0].media_name.media, "video");
+        offerer
+            .set_local_description(Instant::now(), reoffer.clone())
+            .unwrap();
+        answerer
+            .set_remote_description(Instant::now(), reoffer)
+            .unwrap();
+        let reanswer = answerer.create_answer(None).unwrap();
+        answerer
+            .set_local_description(Instant::now(), reanswer.clone())
+            .unwrap();
+        offerer
+            .set_remote_description(Instant::now(), reanswer)
+            .unwrap();
+        assert_eq!(offerer.signaling_state, RTCSignalingState::Stable);
+        assert_eq!(answerer.rtp_transceivers.len(), 2);
+    }
+
     #[test]
     fn set_remote_rollback_removes_transceivers_created_by_remote_offer() {
         let offer = audio_video_offer();

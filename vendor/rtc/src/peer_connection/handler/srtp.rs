@@ -264,3 +264,28 @@ impl<'a>
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recycled_write_buffer_is_the_next_one_handed_out_on_its_thread() {
+        let mut sent = BytesMut::with_capacity(1500);
+        sent.extend_from_slice(&[1; 1200]);
+        let room = sent.as_ptr();
+        recycle_write_buffer(sent);
+        let next = spare_write_buffer();
+        assert!(next.is_empty(), "handed out empty");
+        assert_eq!(next.as_ptr(), room, "with the room of the one handed back");
+        assert!(
+            std::thread::spawn(|| spare_write_buffer().capacity() == 0)
+                .join()
+                .unwrap(),
+            "another thread has its own"
+        );
+        // A buffer far larger than a datagram is freed, not kept.
+        recycle_write_buffer(BytesMut::with_capacity(2 * SPARE_WRITE_BUFFER_MAX_CAPACITY));
+        assert_eq!(spare_write_buffer().capacity(), 0);
+    }
+}
