@@ -48,63 +48,38 @@ const MIN_BUDGET_BPS: f64 = 30_000.0;
 /// How much unused budget may accumulate, in time at the budget's rate.
 const BUDGET_DEPTH: Duration = Duration::from_millis(250);
 
-/// One packet as sent, kept in as few bytes as will rebuild it (64): the stream's SSRC is the
-/// history's key, times are milliseconds since the history's first packet, and the payload is a
-/// reference to the buffer every receiver of the packet shares. (A webrtc-rs packet is twice the
-/// size, and a full room keeps thousands per receiver.) CSRCs are not kept: the SFU forwards
-/// none.
+/// One packet as sent, kept in as few bytes as will rebuild it (48): the stream's SSRC is the
+/// history's key, times are milliseconds since the history's first packet, the payload is a
+/// reference to the buffer every receiver of the packet shares, and header extensions, which
+/// forwarded video rarely carries, are kept apart ([`Extended`]). (A webrtc-rs packet is five
+/// times the size, and a full room keeps thousands per receiver.) CSRCs are not kept: the SFU
+/// forwards none.
 struct Kept {
+    payload: bytes::Bytes,
     sent_ms: u32,
     /// `NEVER` until resent.
     resent_ms: u32,
     timestamp: u32,
     sequence: u16,
-    extension_profile: u16,
     payload_type: u8,
-    marker: bool,
-    padding: bool,
-    /// What extensions the packet carried before the transport-wide number was stamped on the
-    /// way out (a resend gets a number of its own). Usually none, which allocates nothing and
-    /// takes a pointer's width instead of a list's.
-    extensions: Option<Box<Extensions>>,
-    payload: bytes::Bytes,
+    /// [`MARKER`], [`PADDING`], [`EXTENDED`].
+    flags: u8,
 }
 
-struct Extensions(Vec<rtp::header::Extension>);
+const MARKER: u8 = 1;
+const PADDING: u8 = 2;
+/// The packet carried header extensions: they are in the history's `extended`.
+const EXTENDED: u8 = 4;
+
+/// The header extensions a kept packet carried before the transport-wide number was stamped on
+/// the way out (a resend gets a number of its own).
+struct Extended {
+    sequence: u16,
+    profile: u16,
+    extensions: Vec<rtp::header::Extension>,
+}
 
 const NEVER: u32 = u32::MAX;
-
-impl Kept {
-    fn packet(&self, ssrc: u32) -> rtp::Packet {
-        let extensions = self
-            .extensions
-            .as_deref()
-            .map_or(&[][..], |list| &list.0[..]);
-        let mut header = rtp::header::Header {
-            version: 2,
-            padding: self.padding,
-            extension: !extensions.is_empty(),
-            marker: self.marker,
-            payload_type: self.payload_type,
-            sequence_number: self.sequence,
-            timestamp: self.timestamp,
-            ssrc,
-            csrc: Vec::new(),
-            extension_profile: self.extension_profile,
-            extensions: Vec::with_capacity(extensions.len() + 1),
-            extensions_padding: 0,
-        };
-        header.extensions.extend_from_slice(extensions);
-        if header.extension {
-            let used = header.get_extension_payload_len();
-            header.extensions_padding = (4 - used % 4) % 4;
-        }
-        rtp::Packet {
-            header,
-            payload: self.payload.clone(),
-        }
-    }
-}
 
 /// The packets sent on one stream within the last [`HISTORY_AGE`], oldest first.
 #[derive(Default)]
@@ -112,6 +87,8 @@ struct History {
     /// When the first packet was kept: the zero of the millisecond times.
     epoch: Option<Instant>,
     kept: VecDeque<Kept>,
+    /// The extensions of the kept packets flagged [`EXTENDED`], in the same order.
+    extended: VecDeque<Extended>,
 }
 
 impl History {
@@ -129,6 +106,9 @@ impl History {
             if self.kept.len() < HISTORY && now_ms.saturating_sub(oldest.sent_ms) <= max_age {
                 break;
             }
+            if oldest.flags & EXTENDED != 0 {
+                self.extended.pop_front();
+            }
             self.kept.pop_front();
         }
         if self.kept.len() == self.kept.capacity() {
@@ -137,30 +117,79 @@ impl History {
             self.kept.reserve_exact(GROWTH.max(self.kept.len() / 4));
         }
         let header = &packet.header;
+        let mut flags = 0;
+        if header.marker {
+            flags |= MARKER;
+        }
+        if header.padding {
+            flags |= PADDING;
+        }
+        if !header.extensions.is_empty() {
+            flags |= EXTENDED;
+            self.extended.push_back(Extended {
+                sequence: header.sequence_number,
+                profile: header.extension_profile,
+                extensions: header.extensions.clone(),
+            });
+        }
         self.kept.push_back(Kept {
+            payload: packet.payload.clone(),
             sent_ms: now_ms,
             resent_ms: NEVER,
             timestamp: header.timestamp,
             sequence: header.sequence_number,
-            extension_profile: header.extension_profile,
             payload_type: header.payload_type,
-            marker: header.marker,
-            padding: header.padding,
-            extensions: (!header.extensions.is_empty())
-                .then(|| Box::new(Extensions(header.extensions.clone()))),
-            payload: packet.payload.clone(),
+            flags,
         });
     }
 
-    fn find(&mut self, sequence: u16) -> Option<&mut Kept> {
+    /// Where the packet numbered `sequence` is kept.
+    fn find(&self, sequence: u16) -> Option<usize> {
         // Sequence numbers run on one by one, so the place is a subtraction away; a gap (padding
         // is never kept) sends the search through the rest.
         let newest = self.kept.back()?.sequence;
         let behind = newest.wrapping_sub(sequence) as usize;
         let guess = self.kept.len().checked_sub(behind + 1);
         match guess {
-            Some(at) if self.kept[at].sequence == sequence => self.kept.get_mut(at),
-            _ => self.kept.iter_mut().rev().find(|k| k.sequence == sequence),
+            Some(at) if self.kept[at].sequence == sequence => Some(at),
+            _ => self.kept.iter().rposition(|k| k.sequence == sequence),
+        }
+    }
+
+    /// The packet kept at `at`, rebuilt to be sent again on the stream `ssrc`.
+    fn packet(&self, at: usize, ssrc: u32) -> rtp::Packet {
+        let kept = &self.kept[at];
+        let extended = (kept.flags & EXTENDED != 0)
+            .then(|| {
+                self.extended
+                    .iter()
+                    .rev()
+                    .find(|e| e.sequence == kept.sequence)
+            })
+            .flatten();
+        let extensions = extended.map_or(&[][..], |e| &e.extensions[..]);
+        let mut header = rtp::header::Header {
+            version: 2,
+            padding: kept.flags & PADDING != 0,
+            extension: !extensions.is_empty(),
+            marker: kept.flags & MARKER != 0,
+            payload_type: kept.payload_type,
+            sequence_number: kept.sequence,
+            timestamp: kept.timestamp,
+            ssrc,
+            csrc: Vec::new(),
+            extension_profile: extended.map_or(0, |e| e.profile),
+            extensions: Vec::with_capacity(extensions.len() + 1),
+            extensions_padding: 0,
+        };
+        header.extensions.extend_from_slice(extensions);
+        if header.extension {
+            let used = header.get_extension_payload_len();
+            header.extensions_padding = (4 - used % 4) % 4;
+        }
+        rtp::Packet {
+            header,
+            payload: kept.payload.clone(),
         }
     }
 }
@@ -219,22 +248,23 @@ impl Retransmitter {
             );
             for sequence in lost {
                 let now_ms = history.millis(now);
-                let Some(kept) = history.find(sequence) else {
+                let Some(at) = history.find(sequence) else {
                     continue;
                 };
-                if kept.resent_ms != NEVER
-                    && now_ms.saturating_sub(kept.resent_ms) < HOLD_OFF.as_millis() as u32
+                let resent_ms = history.kept[at].resent_ms;
+                if resent_ms != NEVER
+                    && now_ms.saturating_sub(resent_ms) < HOLD_OFF.as_millis() as u32
                 {
                     continue;
                 }
-                let packet = kept.packet(nack.media_ssrc);
+                let packet = history.packet(at, nack.media_ssrc);
                 let size = packet.marshal_size() as f64;
                 if size > self.allowance {
                     self.refused += 1;
                     continue;
                 }
                 self.allowance -= size;
-                kept.resent_ms = now_ms;
+                history.kept[at].resent_ms = now_ms;
                 self.resent += 1;
                 self.write_queue.push_back(TaggedPacket {
                     now,
@@ -524,6 +554,55 @@ mod tests {
     }
 
     #[test]
+    fn extensions_kept_apart_leave_with_their_packets_and_come_back_with_them() {
+        use rtc::shared::marshal::Marshal;
+        let mut r = retransmitter(50_000_000);
+        let now = Instant::now();
+        let mut originals = HashMap::new();
+        // Every third packet carries an extension; more packets than the history keeps.
+        for sequence in 0..(HISTORY as u16 + 40) {
+            let mut sent = media(sequence, 200);
+            sent.now = now;
+            if let Packet::Rtp(p) = &mut sent.message.packet
+                && sequence % 3 == 0
+            {
+                p.header.extension = true;
+                p.header.extension_profile = 0xBEDE;
+                p.header
+                    .set_extension(3, Bytes::copy_from_slice(&sequence.to_be_bytes()))
+                    .unwrap();
+            }
+            if let Packet::Rtp(p) = &sent.message.packet {
+                originals.insert(sequence, p.marshal().unwrap());
+            }
+            r.handle_write(sent).unwrap();
+        }
+        let _ = resent(&mut r);
+        let history = &r.streams[&7];
+        assert_eq!(
+            history.extended.len(),
+            history
+                .kept
+                .iter()
+                .filter(|k| k.flags & EXTENDED != 0)
+                .count(),
+            "the extensions left with their packets"
+        );
+        for sequence in [
+            HISTORY as u16 + 39,
+            HISTORY as u16 + 38,
+            HISTORY as u16 + 36,
+        ] {
+            r.handle_read(nack(now, sequence, 0)).unwrap();
+            let _ = r.poll_read();
+            let Packet::Rtp(again) = r.poll_write().expect("resent").message.packet else {
+                panic!("not RTP")
+            };
+            assert_eq!(again.marshal().unwrap(), originals[&sequence], "{sequence}");
+        }
+    }
+
+    #[test]
     fn padding_is_never_kept() {
         let mut r = retransmitter(2_000_000);
         r.handle_write(media(5, 0)).unwrap();
@@ -533,8 +612,8 @@ mod tests {
     }
 
     #[test]
-    fn a_kept_packet_takes_64_bytes() {
+    fn a_kept_packet_takes_48_bytes() {
         // Thousands are kept per receiver in a full room (see `Kept`).
-        assert!(std::mem::size_of::<Kept>() <= 64);
+        assert!(std::mem::size_of::<Kept>() <= 48);
     }
 }
