@@ -166,6 +166,7 @@ impl RTCPeerConnection {
             media_read_outs: VecDeque::new(),
             data_read_outs: VecDeque::new(),
             write_outs: VecDeque::new(),
+            spare_extension_lists: Vec::new(),
             event_outs: VecDeque::new(),
             stats: RTCStatsAccumulator::default(),
             now,

@@ -126,6 +126,11 @@ pub(crate) struct PipelineContext {
     /// step with it: the queue is the count.
     pub(crate) data_read_outs: VecDeque<TaggedRTCMessage>,
     pub(crate) write_outs: VecDeque<TaggedBytesMut>,
+    /// The header-extension lists of RTP packets sent on the short path, for the application's
+    /// next packets ([`RTCPeerConnection::take_extension_list`]): a forwarding server builds a
+    /// header per packet and receiver, and a list goes out and comes back within one write, so
+    /// a few are enough ([`SPARE_EXTENSION_LISTS`]).
+    pub(crate) spare_extension_lists: Vec<Vec<rtp::header::Extension>>,
     pub(crate) event_outs: VecDeque<RTCPeerConnectionEvent>,
 
     // Statistics accumulator
@@ -351,7 +356,7 @@ impl RTCPeerConnection {
                 message,
             });
             if let Packet::Rtp(sent) = out.message.packet {
-                let spare = &mut context.srtp_handler_context.spare_extension_lists;
+                let spare = &mut context.spare_extension_lists;
                 if spare.len() < SPARE_EXTENSION_LISTS {
                     let mut list = sent.header.extensions;
                     list.clear();
@@ -368,7 +373,6 @@ impl RTCPeerConnection {
     /// spares it an allocation per copy.
     pub fn take_extension_list(&mut self) -> Vec<rtp::header::Extension> {
         self.pipeline_context
-            .srtp_handler_context
             .spare_extension_lists
             .pop()
             .unwrap_or_default()

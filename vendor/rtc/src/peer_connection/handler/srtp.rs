@@ -21,11 +21,6 @@ pub(crate) struct SrtpHandlerContext {
     /// Where an outbound RTP packet is marshalled before it is encrypted into a buffer of its
     /// own, kept so that the plaintext costs no allocation per packet.
     pub(crate) marshal_scratch: Vec<u8>,
-    /// The header-extension lists of RTP packets sent on the short path, for the application's
-    /// next packets ([`RTCPeerConnection::take_extension_list`](crate::peer_connection::RTCPeerConnection::take_extension_list)):
-    /// a forwarding server builds a header per packet and receiver, and a list goes out and
-    /// comes back within one write, so a few are enough.
-    pub(crate) spare_extension_lists: Vec<Vec<rtp::header::Extension>>,
 
     pub(crate) read_outs: VecDeque<TaggedRTCMessageInternal>,
     pub(crate) write_outs: VecDeque<TaggedRTCMessageInternal>,
