@@ -76,3 +76,52 @@ fn the_load_tool_runs_and_reports() {
         "the server's forwarding-delay histogram counted nothing: {report}"
     );
 }
+
+#[test]
+fn the_load_tool_keeps_the_server_and_the_load_on_the_processors_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_zaal-bench"))
+        .args([
+            "--participants",
+            "2",
+            "--video-senders",
+            "1",
+            "--video-kbps",
+            "100",
+            "--duration",
+            "1s",
+            "--ramp",
+            "200ms",
+            "--warmup",
+            "1s",
+            "--server-cpus",
+            "0",
+            "--load-cpus",
+            "0",
+            "--quiet",
+            "--json",
+        ])
+        .arg(&json)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["server_cpus"], "0", "{report}");
+    assert_eq!(report["load_cpus"], "0", "{report}");
+    // One processor, so the server starts one media worker (its default is one per processor).
+    assert_eq!(report["server_media_workers"], 1, "{report}");
+    assert!(report["forwarded_pps"].as_f64().unwrap() > 0.0, "{report}");
+
+    // Processors this machine does not have: a clear error, before anything starts.
+    for flag in ["--load-cpus", "--server-cpus"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_zaal-bench"))
+            .args([flag, "1000", "--duration", "1s"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(flag), "{flag}: {stderr}");
+    }
+}

@@ -66,6 +66,76 @@ struct Args {
     /// Print no progress line
     #[arg(long)]
     quiet: bool,
+    /// Run the server the tool starts on these processors only (a list such as `0`, `0-1` or
+    /// `0,2`). With `--load-cpus` on other processors, the simulated participants never take
+    /// the server's core from it, as participants on other machines never would.
+    #[arg(long, value_parser = CpuList::parse, conflicts_with = "server")]
+    server_cpus: Option<CpuList>,
+    /// Run the simulated participants on these processors only
+    #[arg(long, value_parser = CpuList::parse)]
+    load_cpus: Option<CpuList>,
+}
+
+/// A set of processors to run on, from a list such as `0`, `1-3` or `0,2-3`.
+#[derive(Clone, Debug, PartialEq)]
+struct CpuList(Vec<usize>);
+
+impl CpuList {
+    fn parse(text: &str) -> Result<Self, String> {
+        let mut cpus = Vec::new();
+        for part in text.split(',') {
+            let number = |s: &str| {
+                s.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&n| n < libc::CPU_SETSIZE as usize)
+                    .ok_or_else(|| format!("`{s}` is not a processor number"))
+            };
+            let (first, last) = match part.split_once('-') {
+                Some((a, b)) => (number(a)?, number(b)?),
+                None => (number(part)?, number(part)?),
+            };
+            if first > last {
+                return Err(format!("`{part}` is an empty range"));
+            }
+            cpus.extend(first..=last);
+        }
+        cpus.sort_unstable();
+        cpus.dedup();
+        Ok(Self(cpus))
+    }
+
+    fn to_set(&self) -> libc::cpu_set_t {
+        // SAFETY: an all-zero cpu_set_t is the empty set, and CPU_SET writes inside it: every
+        // number was checked against CPU_SETSIZE when parsed.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for &cpu in &self.0 {
+                libc::CPU_SET(cpu, &mut set);
+            }
+            set
+        }
+    }
+}
+
+/// Restricts the calling thread, and the threads it starts from now on, to `set`.
+fn run_on(set: &libc::cpu_set_t) -> std::io::Result<()> {
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
+    let result = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The processors a process may run on, as `/proc` lists them (`Cpus_allowed_list`).
+fn allowed_cpus(pid: u32) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|l| l.trim().to_string())
 }
 
 /// The server the tool started itself; stopped when dropped.
@@ -118,6 +188,7 @@ fn start_server(
     rooms: usize,
     participants: usize,
     last_n: Option<u32>,
+    cpus: Option<&CpuList>,
 ) -> Result<(OwnServer, String, u32), String> {
     let dir = tempfile_dir::TempDir::new().map_err(|e| e.to_string())?;
     let data = dir.path().join("data");
@@ -132,7 +203,18 @@ fn start_server(
     let exe = std::env::current_exe()
         .map_err(|e| e.to_string())?
         .with_file_name("zaal");
-    let mut child = Command::new(&exe)
+    let mut command = Command::new(&exe);
+    if let Some(cpus) = cpus {
+        use std::os::unix::process::CommandExt;
+        let set = cpus.to_set();
+        // SAFETY: between fork and exec the closure only makes one system call, which is
+        // async-signal-safe, on a set built before the fork. Every thread the server starts
+        // inherits it.
+        unsafe {
+            command.pre_exec(move || run_on(&set));
+        }
+    }
+    let mut child = command
         .arg("serve")
         .env("ZAAL__DATA__DIR", &data)
         .env("ZAAL__LOGS__DIR", dir.path().join("logs"))
@@ -149,7 +231,14 @@ fn start_server(
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+        .map_err(|e| {
+            let on = if cpus.is_some() {
+                " on the processors of --server-cpus"
+            } else {
+                ""
+            };
+            format!("cannot start {}{on}: {e}", exe.display())
+        })?;
     let pid = child.id();
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
@@ -334,10 +423,23 @@ fn totals(participants: &[SimulatedParticipant]) -> Totals {
     t
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    match run(args).await {
+    // Before the runtime starts its threads, so that they inherit it.
+    if let Some(cpus) = &args.load_cpus
+        && let Err(e) = run_on(&cpus.to_set())
+    {
+        eprintln!("zaal-bench: cannot run on the processors of --load-cpus: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("zaal-bench: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("zaal-bench: {e}");
@@ -354,7 +456,12 @@ async fn run(args: Args) -> Result<(), String> {
     let (_own, server, pid) = match (&args.server, args.server_pid) {
         (Some(url), Some(pid)) => (None, url.trim_end_matches('/').to_string(), pid),
         _ => {
-            let (own, url, pid) = start_server(args.rooms, args.participants, args.last_n)?;
+            let (own, url, pid) = start_server(
+                args.rooms,
+                args.participants,
+                args.last_n,
+                args.server_cpus.as_ref(),
+            )?;
             (Some(own), url, pid)
         }
     };
@@ -460,6 +567,8 @@ async fn run(args: Args) -> Result<(), String> {
         "server_private_bytes": end.private_bytes,
         "server_memory_per_participant_bytes": end.private_bytes.saturating_sub(baseline.private_bytes) / total as u64,
         "server_media_workers": last_scrape.workers,
+        "server_cpus": allowed_cpus(pid),
+        "load_cpus": allowed_cpus(std::process::id()),
     });
     let text = serde_json::to_string_pretty(&report).unwrap_or_default();
     println!("{text}");
@@ -497,6 +606,21 @@ mod tests {
         );
         let none_before = [];
         assert!((histogram_percentile_ms(&none_before, &after, 5.0) - 0.06).abs() < 1e-9);
+    }
+
+    #[test]
+    fn processor_lists() {
+        assert_eq!(CpuList::parse("0"), Ok(CpuList(vec![0])));
+        assert_eq!(CpuList::parse("2-4,0,3"), Ok(CpuList(vec![0, 2, 3, 4])));
+        for bad in ["", "x", "3-1", "1-", "5000", "-1"] {
+            assert!(CpuList::parse(bad).is_err(), "{bad}");
+        }
+        let set = CpuList(vec![1, 3]).to_set();
+        // SAFETY: CPU_ISSET reads inside the set for numbers below CPU_SETSIZE.
+        let members: Vec<usize> = (0..8)
+            .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+            .collect();
+        assert_eq!(members, [1, 3]);
     }
 
     #[test]
