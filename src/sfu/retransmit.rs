@@ -196,7 +196,9 @@ impl History {
 
 /// Resends what receivers report lost, within a hold-off and a budget.
 pub struct Retransmitter {
-    streams: HashMap<u32, History>,
+    /// By the server's own SSRCs, looked up for every packet sent: foldhash rather than SipHash,
+    /// whose flooding resistance keys chosen here do not need.
+    streams: HashMap<u32, History, foldhash::fast::RandomState>,
     downlink: Arc<DownlinkReadings>,
     /// Bytes the budget allows now, and when it was last topped up.
     allowance: f64,
@@ -210,7 +212,7 @@ pub struct Retransmitter {
 impl Retransmitter {
     pub fn new(downlink: Arc<DownlinkReadings>) -> Self {
         Self {
-            streams: HashMap::new(),
+            streams: HashMap::default(),
             downlink,
             allowance: 0.0,
             topped_up: None,

@@ -26,7 +26,11 @@ impl Context {
             return Err(Error::ErrTooShortRtp);
         }
 
-        let state = self.get_srtp_ssrc_state(header.ssrc);
+        let state = srtp_ssrc_state(
+            &mut self.srtp_ssrc_states,
+            &self.new_srtp_replay_detector,
+            header.ssrc,
+        );
         let (roc, diff, _) = state.next_rollover_count(header.sequence_number);
         if let Some(replay_detector) = &mut state.replay_detector
             && !replay_detector.check(header.sequence_number as u64)
@@ -38,13 +42,10 @@ impl Context {
         }
 
         let dst = self.cipher.decrypt_rtp(encrypted, header, roc)?;
-        {
-            let state = self.get_srtp_ssrc_state(header.ssrc);
-            if let Some(replay_detector) = &mut state.replay_detector {
-                replay_detector.accept();
-            }
-            state.update_rollover_count(header.sequence_number, diff);
+        if let Some(replay_detector) = &mut state.replay_detector {
+            replay_detector.accept();
         }
+        state.update_rollover_count(header.sequence_number, diff);
 
         Ok(dst)
     }
@@ -87,9 +88,12 @@ impl Context {
         header: &rtp::Header,
         dst: &mut BytesMut,
     ) -> Result<()> {
-        let (roc, diff, ovf) = self
-            .get_srtp_ssrc_state(header.ssrc)
-            .next_rollover_count(header.sequence_number);
+        let state = srtp_ssrc_state(
+            &mut self.srtp_ssrc_states,
+            &self.new_srtp_replay_detector,
+            header.ssrc,
+        );
+        let (roc, diff, ovf) = state.next_rollover_count(header.sequence_number);
         if ovf {
             // ... when 2^48 SRTP packets or 2^31 SRTCP packets have been secured with the same key
             // (whichever occurs before), the key management MUST be called to provide new master key(s)
@@ -99,9 +103,7 @@ impl Context {
         }
 
         self.cipher.encrypt_rtp_into(plaintext, header, roc, dst)?;
-
-        self.get_srtp_ssrc_state(header.ssrc)
-            .update_rollover_count(header.sequence_number, diff);
+        state.update_rollover_count(header.sequence_number, diff);
 
         Ok(())
     }
