@@ -311,11 +311,15 @@ impl RTCPeerConnection {
             transport: Default::default(),
             message: Packet::Rtp(packet).into(),
         })?;
+        let count_rtp = !self.setting_engine.sent_rtp_uncounted;
         // The chain may let out more than it was given (a retransmission, a report): each goes
         // the same way.
         while let Some(out) = self.interceptor.poll_write() {
             let context = &mut self.pipeline_context;
-            interceptor::record_sent(&mut context.stats, &out);
+            let counted = count_rtp || !matches!(out.message.packet, Packet::Rtp(_));
+            if counted {
+                interceptor::record_sent(&mut context.stats, &out);
+            }
             let Some(srtp_context) = context.srtp_handler_context.local_srtp_context.as_mut()
             else {
                 break;
@@ -343,13 +347,15 @@ impl RTCPeerConnection {
             transport.local_addr = local.base_addr();
             transport.peer_addr = remote.addr();
             transport.transport_protocol = local.network_type().to_protocol();
-            let bytes = message.len();
-            if let Some(key) = &context.ice_handler_context.selected_pair_key
-                && let Some(pair) = context.stats.ice_candidate_pairs.get_mut(key)
-            {
-                pair.on_packet_sent(bytes, out.now);
+            if counted {
+                let bytes = message.len();
+                if let Some(key) = &context.ice_handler_context.selected_pair_key
+                    && let Some(pair) = context.stats.ice_candidate_pairs.get_mut(key)
+                {
+                    pair.on_packet_sent(bytes, out.now);
+                }
+                context.stats.transport.on_packet_sent(bytes);
             }
-            context.stats.transport.on_packet_sent(bytes);
             context.write_outs.push_back(TaggedBytesMut {
                 now: out.now,
                 transport,
