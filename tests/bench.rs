@@ -3,35 +3,38 @@
 
 use std::process::Command;
 
-#[test]
-fn the_load_tool_runs_and_reports() {
+/// Runs the tool with `args` and returns the report it wrote.
+fn report_of(args: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
     let status = Command::new(env!("CARGO_BIN_EXE_zaal-bench"))
-        .args([
-            "--rooms",
-            "1",
-            "--participants",
-            "3",
-            "--video-senders",
-            "2",
-            "--video-kbps",
-            "200",
-            "--duration",
-            "2s",
-            "--ramp",
-            "500ms",
-            "--warmup",
-            "2s",
-            "--quiet",
-            "--json",
-        ])
+        .args(args)
+        .args(["--quiet", "--json"])
         .arg(&json)
         .status()
         .unwrap();
-    assert!(status.success());
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(status.success(), "zaal-bench {args:?}");
+    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+}
+
+#[test]
+fn the_load_tool_runs_and_reports() {
+    let report = report_of(&[
+        "--rooms",
+        "1",
+        "--participants",
+        "3",
+        "--video-senders",
+        "2",
+        "--video-kbps",
+        "200",
+        "--duration",
+        "2s",
+        "--ramp",
+        "500ms",
+        "--warmup",
+        "2s",
+    ]);
     for field in [
         "forwarded_pps",
         "forwarded_bps",
@@ -79,35 +82,24 @@ fn the_load_tool_runs_and_reports() {
 
 #[test]
 fn the_load_tool_keeps_the_server_and_the_load_on_the_processors_it_is_given() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("bench.json");
-    let status = Command::new(env!("CARGO_BIN_EXE_zaal-bench"))
-        .args([
-            "--participants",
-            "2",
-            "--video-senders",
-            "1",
-            "--video-kbps",
-            "100",
-            "--duration",
-            "1s",
-            "--ramp",
-            "200ms",
-            "--warmup",
-            "1s",
-            "--server-cpus",
-            "0",
-            "--load-cpus",
-            "0",
-            "--quiet",
-            "--json",
-        ])
-        .arg(&json)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report = report_of(&[
+        "--participants",
+        "2",
+        "--video-senders",
+        "1",
+        "--video-kbps",
+        "100",
+        "--duration",
+        "1s",
+        "--ramp",
+        "200ms",
+        "--warmup",
+        "1s",
+        "--server-cpus",
+        "0",
+        "--load-cpus",
+        "0",
+    ]);
     assert_eq!(report["server_cpus"], "0", "{report}");
     assert_eq!(report["load_cpus"], "0", "{report}");
     // One processor, so the server starts one media worker (its default is one per processor).
