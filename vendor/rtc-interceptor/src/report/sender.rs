@@ -9,11 +9,11 @@ use sansio::Protocol;
 use shared::TransportContext;
 use shared::error::Error;
 use std::collections::VecDeque;
-
-// Looked up for every packet sent: foldhash (seeded per process) instead of SipHash, which
-// was a measurable part of a forwarding server's work per packet.
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::time::{Duration, Instant};
+
+// Looked up for every packet sent: foldhash (seeded at random per process) instead of SipHash,
+// which was a measurable part of a forwarding server's work per packet.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Builder for the SenderReportInterceptor.
 ///

@@ -5,8 +5,9 @@ mod srtcp_test;
 #[cfg(test)]
 mod srtp_test;
 
-// Looked up for every packet sent: foldhash (seeded per process) instead of SipHash, which
-// was a measurable part of a forwarding server's work per packet.
+// Looked up for every packet protected or unprotected: foldhash instead of SipHash, which was a
+// measurable part of a forwarding server's work per packet. It is seeded at random per process,
+// so a peer choosing its SSRCs cannot aim them at one bucket without knowing the seed.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use crypto::RTCCrypto;

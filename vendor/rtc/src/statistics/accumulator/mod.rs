@@ -35,10 +35,12 @@ use crate::statistics::StatsSelector;
 use crate::statistics::report::{RTCStatsReport, RTCStatsReportEntry};
 use ice::CandidatePairStats;
 use sctp::StreamId;
-// Looked up for every packet sent: foldhash (seeded per process) instead of SipHash, which
-// was a measurable part of a forwarding server's work per packet.
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::time::Instant;
+
+// Looked up for packets as they are sent and received: foldhash instead of SipHash, which was a
+// measurable part of a forwarding server's work per packet. It is seeded at random per process,
+// so a peer choosing its SSRCs cannot aim them at one bucket without knowing the seed.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Master statistics accumulator for a peer connection.
 ///
