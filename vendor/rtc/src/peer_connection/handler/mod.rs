@@ -274,7 +274,9 @@ impl RTCPeerConnection {
     pub(crate) fn write_rtp_direct(&mut self, now: Instant, packet: rtp::Packet) -> Result<(), Error> {
         use sansio::Protocol;
 
-        let ready = self
+        // Where the packet goes, looked up once: nothing below runs ICE, so the selected pair
+        // cannot change while the chain lets out what this write brings.
+        let route = if self
             .pipeline_context
             .interceptor_handler_context
             .is_dtls_handshake_complete
@@ -283,19 +285,28 @@ impl RTCPeerConnection {
                 .srtp_handler_context
                 .local_srtp_context
                 .is_some()
-            && self
-                .pipeline_context
+        {
+            self.pipeline_context
                 .ice_handler_context
                 .ice_transport
                 .agent
                 .get_selected_candidate_pair()
-                .is_some();
-        if !ready {
+                .map(|(local, remote)| {
+                    (
+                        local.base_addr(),
+                        remote.addr(),
+                        local.network_type().to_protocol(),
+                    )
+                })
+        } else {
+            None
+        };
+        let Some((local_addr, peer_addr, transport_protocol)) = route else {
             return self.handle_write(TaggedRTCMessage {
                 now,
                 message: RTCMessage::RtpPacket(String::new(), packet),
             });
-        }
+        };
         self.pipeline_context.observe(now);
         // Whatever the application queued on the long path before goes first.
         if !self
@@ -335,18 +346,10 @@ impl RTCPeerConnection {
                     continue;
                 }
             };
-            let Some((local, remote)) = context
-                .ice_handler_context
-                .ice_transport
-                .agent
-                .get_selected_candidate_pair()
-            else {
-                break;
-            };
             let mut transport = out.transport;
-            transport.local_addr = local.base_addr();
-            transport.peer_addr = remote.addr();
-            transport.transport_protocol = local.network_type().to_protocol();
+            transport.local_addr = local_addr;
+            transport.peer_addr = peer_addr;
+            transport.transport_protocol = transport_protocol;
             if counted {
                 let bytes = message.len();
                 if let Some(key) = &context.ice_handler_context.selected_pair_key
