@@ -1370,12 +1370,8 @@ impl Core {
             } => {
                 // Placed by the handle with a ufrag of its own when there are several workers;
                 // a lone worker picks one unused here.
-                let ufrag = loop {
-                    let candidate = super::peer::random_ufrag();
-                    if !self.peers.iter().any(|(_, p)| p.ufrag == candidate) {
-                        break candidate;
-                    }
-                };
+                let peers = &self.peers;
+                let ufrag = super::peer::unused_ufrag(|u| peers.iter().any(|(_, p)| p.ufrag == u));
                 self.add_peer(now, participant, signals, ufrag);
             }
             SfuCommand::RemovePeer { participant } => {
@@ -1756,8 +1752,8 @@ impl Core {
         }
         let offer = (|| {
             let offer = peer.pc.create_offer(None)?;
-            // Kept before it is applied: `local_description()` would hand back a copy of the
-            // parsed description as well, to be thrown away.
+            // Kept before it is applied: the offer already lists the local candidates, and
+            // `local_description()` would parse it and write it out again to add them.
             let sdp = offer.sdp.clone();
             peer.pc.set_local_description(now, offer)?;
             Ok::<_, rtc::shared::error::Error>(sdp)

@@ -432,7 +432,7 @@ impl Sfu {
         let mut batch_inputs = Vec::with_capacity(workers);
         for _ in 1..workers {
             let (tx, rx) = mpsc::channel(BATCH_QUEUE);
-            outboxes.push(Some(tx));
+            outboxes.push(tx);
             batch_inputs.push(rx);
         }
         // The socket joins the first worker's runtime, which reads it; the others only send
@@ -452,7 +452,7 @@ impl Sfu {
             let last_n = config.last_n;
             let startup: Startup = if worker == 0 {
                 let socket = socket.try_clone()?;
-                let outboxes: Vec<_> = outboxes.iter_mut().filter_map(|o| o.take()).collect();
+                let outboxes = std::mem::take(&mut outboxes);
                 let forwards = std::mem::take(&mut socket_forwards);
                 Startup::Reader {
                     socket,

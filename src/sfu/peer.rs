@@ -114,10 +114,15 @@ pub struct Peer {
     pub videos_held_back: usize,
 }
 
-/// An ICE username fragment for a new connection (RFC 8445 asks for at least 24 bits of
-/// randomness; these have 95).
-pub fn random_ufrag() -> String {
-    random_string(16)
+/// An ICE username fragment for a new connection that `taken` does not know yet (RFC 8445 asks
+/// for at least 24 bits of randomness; these have 95, so a second draw is all but unheard of).
+pub fn unused_ufrag(taken: impl Fn(&str) -> bool) -> String {
+    loop {
+        let candidate = random_string(16);
+        if !taken(&candidate) {
+            return candidate;
+        }
+    }
 }
 
 fn random_string(len: usize) -> String {

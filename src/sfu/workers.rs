@@ -11,14 +11,9 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use rand::Rng;
-use rand::distr::Alphanumeric;
-
 use super::demux::Directory;
+use super::peer::unused_ufrag;
 use crate::focus::{ConferenceId, ParticipantId};
-
-/// The ICE username fragment length the server gives its connections.
-const UFRAG_LEN: usize = 16;
 
 /// Where one participant's connection lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,20 +64,8 @@ impl Assignments {
             }
         };
         self.load[worker] += 1;
-        let ufrag = loop {
-            let candidate: String = rand::rng()
-                .sample_iter(&Alphanumeric)
-                .take(UFRAG_LEN)
-                .map(char::from)
-                .collect();
-            if !self
-                .participants
-                .values()
-                .any(|(p, _)| p.ufrag == candidate)
-            {
-                break candidate;
-            }
-        };
+        let participants = &self.participants;
+        let ufrag = unused_ufrag(|u| participants.values().any(|(p, _)| p.ufrag == u));
         let placement = Placement { worker, ufrag };
         self.participants
             .insert(participant.clone(), (placement.clone(), conference.clone()));
@@ -113,7 +96,7 @@ impl Assignments {
 #[derive(Debug, Default)]
 pub struct Router {
     directory: Directory<u64>,
-    by_ufrag: HashMap<String, (u64, usize)>,
+    by_ufrag: HashMap<String, u64>,
     worker_of: HashMap<u64, usize>,
     next_route: u64,
 }
@@ -126,12 +109,12 @@ impl Router {
         self.next_route += 1;
         self.directory.insert_peer(ufrag.clone(), route);
         self.worker_of.insert(route, worker);
-        self.by_ufrag.insert(ufrag, (route, worker));
+        self.by_ufrag.insert(ufrag, route);
     }
 
     /// The connection with this ICE username fragment is gone.
     pub fn remove(&mut self, ufrag: &str) {
-        if let Some((route, _)) = self.by_ufrag.remove(ufrag) {
+        if let Some(route) = self.by_ufrag.remove(ufrag) {
             self.directory.remove_peer(ufrag, route);
             self.worker_of.remove(&route);
         }
