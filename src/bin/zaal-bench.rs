@@ -132,10 +132,7 @@ fn run_on(set: &libc::cpu_set_t) -> std::io::Result<()> {
 /// The processors a process may run on, as `/proc` lists them (`Cpus_allowed_list`).
 fn allowed_cpus(pid: u32) -> Option<String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .map(|l| l.trim().to_string())
+    status_field(&status, "Cpus_allowed_list:").map(str::to_string)
 }
 
 /// The server the tool started itself; stopped when dropped.
@@ -290,12 +287,17 @@ fn process_usage(pid: u32) -> Option<Usage> {
     })
 }
 
-/// A `/proc/PID/status` line's figure in KiB.
-fn status_kib(status: &str, key: &str) -> Option<u64> {
+/// What a `/proc/PID/status` line says after its `key`.
+fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
     status
         .lines()
-        .find_map(|l| l.strip_prefix(key))?
-        .trim()
+        .find_map(|l| l.strip_prefix(key))
+        .map(str::trim)
+}
+
+/// A `/proc/PID/status` line's figure in KiB.
+fn status_kib(status: &str, key: &str) -> Option<u64> {
+    status_field(status, key)?
         .trim_end_matches("kB")
         .trim()
         .parse()
