@@ -21,6 +21,7 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -29,6 +30,7 @@ use rtc::rtp_transceiver::{
     RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
 };
 use rtc::sansio::Protocol;
+use rtc::shared::marshal::MarshalSize;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use slab::Slab;
 use tokio::sync::mpsc;
@@ -42,7 +44,8 @@ use super::frame::{VideoCodec, keyframe_start};
 use super::keyframe::KeyframeThrottle;
 use super::pause::Demand;
 use super::peer::{AUDIO_LEVEL_URI, Negotiation, OutgoingTrack, Peer, PeerKey, SourceKey};
-use super::rtcp::is_keyframe_request;
+use super::retransmit::{RecentResends, SourceHistory, nacked};
+use super::rtcp::{as_nack, is_keyframe_request};
 use super::simulcast_sdp::keep_simulcast_bindings;
 use super::socket::{MediaSocket, RecvBuffers};
 use super::switch::LayerSwitch;
@@ -109,6 +112,8 @@ struct Layer {
     height: Option<u16>,
     last_packet: Instant,
     since: Instant,
+    /// Its video packets of the last second, for receivers' retransmission requests.
+    history: SourceHistory,
 }
 
 impl Layer {
@@ -121,6 +126,7 @@ impl Layer {
             height: None,
             last_packet: now,
             since: now,
+            history: SourceHistory::default(),
         }
     }
 }
@@ -137,6 +143,8 @@ struct Subscriber {
     payload_type: u8,
     /// How much of a camera this subscriber takes, for pausing layers nobody takes.
     demand: Demand,
+    /// What was lately resent to it, for the retransmission hold-off.
+    resends: RecentResends,
 }
 
 pub struct Engine {
@@ -592,16 +600,19 @@ impl Core {
                 RTCMessage::RtpPacket(track_id, packet) => {
                     self.forward(now, key, &track_id, packet)
                 }
-                RTCMessage::RtcpPacket(track_id, packets)
-                    if packets.iter().any(|p| is_keyframe_request(p.as_ref())) =>
-                {
-                    let source = self
-                        .peers
-                        .get(key)
-                        .and_then(|p| p.outgoing_by_track.get(&track_id))
-                        .copied();
-                    if let Some(source) = source {
-                        self.request_keyframe(now, source, Some(key));
+                RTCMessage::RtcpPacket(track_id, packets) => {
+                    for nack in packets.iter().filter_map(|p| as_nack(p.as_ref())) {
+                        self.on_nack(now, key, nack);
+                    }
+                    if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+                        let source = self
+                            .peers
+                            .get(key)
+                            .and_then(|p| p.outgoing_by_track.get(&track_id))
+                            .copied();
+                        if let Some(source) = source {
+                            self.request_keyframe(now, source, Some(key));
+                        }
                     }
                 }
                 _ => {}
@@ -663,6 +674,7 @@ impl Core {
             voice.observe(&packet.header);
         }
         let mut forwarded = 0u64;
+        let mut kept = false;
         for subscriber in &mut source.subscribers {
             let Some(rewrite) = &subscriber.rewrite else {
                 continue;
@@ -682,6 +694,12 @@ impl Core {
             } else {
                 None
             };
+            if numbers.is_some() && !kept {
+                // Kept once for every receiver, and only when one receives it (a simulcast
+                // layer nobody is on keeps nothing).
+                source.layers[layer].history.keep(now, &packet);
+                kept = true;
+            }
             let Some(peer) = self.peers.get_mut(subscriber.peer) else {
                 continue;
             };
@@ -720,6 +738,71 @@ impl Core {
                 .rtp_bytes_forwarded
                 .fetch_add(forwarded * packet.payload.len() as u64, Ordering::Relaxed);
         }
+    }
+
+    /// Resends to `key` what its NACK names, from the history of the source it is about, within
+    /// the hold-off and the peer's repair budget (`super::retransmit`).
+    fn on_nack(&mut self, now: Instant, key: PeerKey, nack: &TransportLayerNack) {
+        let Some(peer) = self.peers.get_mut(key) else {
+            return;
+        };
+        // A scan, not a map: a peer receives a few dozen tracks, and NACKs come a few times a
+        // second at most.
+        let Some(source_key) = peer
+            .outgoing
+            .iter()
+            .find(|(_, track)| track.ssrc == nack.media_ssrc)
+            .map(|(&source_key, _)| source_key)
+        else {
+            return;
+        };
+        let Some(source) = self.sources.get_mut(source_key) else {
+            return;
+        };
+        if source.kind != RtpCodecKind::Video {
+            return;
+        }
+        let Some(subscriber) = source.subscribers.iter_mut().find(|s| s.peer == key) else {
+            return;
+        };
+        let Some(rewrite) = &subscriber.rewrite else {
+            return;
+        };
+        peer.repair.top_up(now);
+        for sequence in nacked(nack) {
+            if !subscriber.resends.due(now, sequence) {
+                continue;
+            }
+            let Some(origin) = subscriber.switch.origin(now, sequence) else {
+                continue;
+            };
+            let Some(original) = source
+                .layers
+                .iter()
+                .find(|l| l.ssrc == origin.layer)
+                .and_then(|l| l.history.packet(now, origin.layer, origin.sequence))
+            else {
+                continue;
+            };
+            let extensions = peer.pc.take_extension_list();
+            let Some(mut header) = rewrite.rewritten(&original.header, extensions) else {
+                continue;
+            };
+            header.sequence_number = sequence;
+            header.timestamp = original.header.timestamp.wrapping_add(origin.ts_offset);
+            let resend = rtp::Packet {
+                header,
+                payload: original.payload,
+            };
+            if !peer.repair.spend(resend.marshal_size()) {
+                continue;
+            }
+            subscriber.resends.note(now, sequence);
+            if let Some(mut sender) = peer.pc.rtp_sender(subscriber.sender) {
+                let _ = sender.write_rtp(now, resend);
+            }
+        }
+        self.touch(key);
     }
 
     /// Asks for a keyframe of the layer `subscriber` is on or moving to (every layer when no
@@ -923,7 +1006,7 @@ impl Core {
                 continue;
             };
             while packets > 0 {
-                let Some(numbers) = subscriber.switch.pad() else {
+                let Some(numbers) = subscriber.switch.pad(now) else {
                     break;
                 };
                 let header = rtp::header::Header {
@@ -952,6 +1035,12 @@ impl Core {
     }
 
     fn on_maintenance(&mut self, now: Instant) {
+        // A source that stopped sending (paused, gone quiet) keeps no payloads past their age.
+        for (_, source) in self.sources.iter_mut() {
+            for layer in &mut source.layers {
+                layer.history.expire(now);
+            }
+        }
         let due: Vec<(SourceKey, u32)> = self
             .sources
             .iter_mut()
@@ -1277,7 +1366,7 @@ impl Core {
                 );
                 layer_switches += subscriber.switch.switches();
                 if subscriber.switch.target() != *choice {
-                    subscriber.switch.set_target(*choice);
+                    subscriber.switch.set_target(now, *choice);
                 }
                 // Asked again every round until it comes (the throttle keeps it to one per layer
                 // per half second): a keyframe request can be lost, or come while the encoder
@@ -1726,6 +1815,7 @@ impl Core {
             switch: LayerSwitch::default(),
             payload_type: 0,
             demand: Demand::Everything,
+            resends: RecentResends::default(),
         });
         true
     }

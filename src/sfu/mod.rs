@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 use crate::focus::{ConferenceId, ParticipantId};
 
 pub use forward::{NegotiatedCodec, Rewrite};
-pub(crate) use rtcp::KeyframeRequestTap;
+pub(crate) use rtcp::FeedbackTap;
 
 /// Where the media port listens and what it tells browsers.
 #[derive(Debug, Clone)]

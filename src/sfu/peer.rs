@@ -36,8 +36,8 @@ use super::SignalSink;
 use super::bandwidth::{DownlinkEstimator, DownlinkReadings};
 use super::pause::PublisherDemand;
 use super::probe::Probe;
-use super::retransmit::Retransmitter;
-use super::rtcp::KeyframeRequestTap;
+use super::retransmit::RepairBudget;
+use super::rtcp::FeedbackTap;
 use super::transport_cc::TransportCc;
 use crate::focus::ParticipantId;
 
@@ -102,6 +102,8 @@ pub struct Peer {
     pub forward_video: bool,
     /// What this peer's downlink carries, as its congestion feedback tells.
     pub downlink: Arc<DownlinkReadings>,
+    /// What resends to this peer may still take of its link.
+    pub repair: RepairBudget,
     pub probe: Probe,
     /// The height at which the client shows each video stream (by stream id), as it reported.
     pub shown_heights: HashMap<String, u16>,
@@ -218,12 +220,12 @@ pub fn build_connection(
 ) -> Result<RTCPeerConnection, RtcError> {
     let mut engine = media_engine()?;
     let registry = register_default_interceptors(Registry::new(), &mut engine)?
-        // The default keeps the last 1024 packets of every outgoing video stream for
-        // retransmission; a receiver asks for a lost packet within a round trip, and 256 packets
-        // are seconds of video. With 15 streams per receiver in a full room this is most of a
-        // connection's memory.
-        .with(Slot::NackResponder, Retransmitter::new(downlink.clone()))
-        .with(Slot::from(12_500), KeyframeRequestTap::default())
+        // In the responder's place, a tap that hands NACKs (and keyframe requests) to the
+        // engine: the default responder keeps the last 1024 packets of every outgoing video
+        // stream, per receiver; the engine answers from one history per source
+        // (`super::retransmit`), which with 15 streams per receiver in a full room is a
+        // fifteenth of the records and payloads held for no receiver in particular.
+        .with(Slot::NackResponder, FeedbackTap::default())
         // Transport-wide sequence numbers on everything sent, and the receiver's feedback on
         // them turned into a bandwidth estimate (layer choice, docs/decisions.md).
         .with(
@@ -301,6 +303,7 @@ impl Peer {
             next_track_number: 0,
             forward_audio: true,
             forward_video: true,
+            repair: RepairBudget::new(downlink.clone()),
             downlink,
             probe: Probe::default(),
             shown_heights: HashMap::new(),

@@ -605,7 +605,7 @@ impl Media {
         let registry = register_default_interceptors(Registry::new(), &mut engine)?
             .with(
                 rtc::interceptor::Slot::from(12_500),
-                crate::sfu::KeyframeRequestTap::default(),
+                crate::sfu::FeedbackTap::default(),
             )
             // As browsers do: a lost packet is asked for again a few times, not forever (an
             // unbounded re-ask every 100 ms turns a congested downlink into a retransmission

@@ -207,11 +207,19 @@ impl<'a> EndpointHandler<'a> {
     ) -> Result<()> {
         debug!("handle_rtcp_message {}", transport_context.peer_addr);
 
-        let rtcp_ssrc = if let Some(rtcp_packet) = rtcp_packets.first() {
-            rtcp_packet.destination_ssrc().first().cloned()
-        } else {
-            None
-        };
+        // A compound is routed by the first stream of this connection it names. Upstream routes
+        // by the first packet's first SSRC alone, so a compound opening with a receiver report
+        // that carries no report block (or one on a stream already gone) was dropped whole, with
+        // the NACK or keyframe request behind it.
+        let rtcp_ssrc = rtcp_packets
+            .iter()
+            .flat_map(|p| p.destination_ssrc())
+            .find(|&ssrc| self.find_track_id(ssrc, None).is_some())
+            .or_else(|| {
+                rtcp_packets
+                    .first()
+                    .and_then(|p| p.destination_ssrc().first().cloned())
+            });
 
         if let Some(rtcp_ssrc) = rtcp_ssrc {
             if let Some(track_id) = self.find_track_id(rtcp_ssrc, None) {
