@@ -33,6 +33,11 @@ const MAX_CAPACITY: usize = 16_384;
 /// lost (silence is no evidence of loss).
 const KEEP_UNREPORTED: Duration = Duration::from_secs(2);
 
+/// How long the ring must have been at most half full before it is halved: feedback comes
+/// every few tens of milliseconds, and right after each the ring is all but empty, so judged on
+/// the moment it would shrink and grow again a few times a second (copying itself each time).
+const SHRINK_AFTER: Duration = Duration::from_millis(500);
+
 /// Room kept for the reports of one feedback packet (a tenth of a second of a full room).
 const REPORTS_KEPT: usize = 256;
 
@@ -94,6 +99,10 @@ pub struct SendHistory {
     highest_arrived: Option<u64>,
     /// The oldest id not handed to the estimator yet.
     next_to_report: u64,
+    /// The most packets that were unreported at once since `checked`.
+    most_unreported: u64,
+    /// When the ring's size was last judged (the history's epoch to begin with).
+    checked: Instant,
 }
 
 impl SendHistory {
@@ -104,6 +113,8 @@ impl SendHistory {
             next_id: 0,
             highest_arrived: None,
             next_to_report: 0,
+            most_unreported: 0,
+            checked: epoch,
         }
     }
 
@@ -145,6 +156,9 @@ impl SendHistory {
             arrived: false,
         };
         self.next_id += 1;
+        self.most_unreported = self
+            .most_unreported
+            .max(self.next_id.saturating_sub(self.next_to_report));
         id as u16
     }
 
@@ -152,14 +166,20 @@ impl SendHistory {
         self.resize(self.slots.len() * 2);
     }
 
-    /// Gives back what a stall made the ring grow to, once feedback has caught up: fewer
-    /// packets unreported than an eighth of the ring (growth comes at all of it, so the two do
-    /// not chase each other).
-    fn shrink_if_idle(&mut self) {
-        let unreported = self.next_id.saturating_sub(self.next_to_report);
-        if self.slots.len() > INITIAL_CAPACITY && unreported < self.slots.len() as u64 / 8 {
+    /// Gives back what a stall made the ring grow to, once feedback has kept up for a while:
+    /// at most every [`SHRINK_AFTER`], halved if no more than half of it was unreported at any
+    /// time since: the half still holds the most that was (growth comes only when a packet
+    /// would overwrite one unreported, so the two do not chase each other).
+    fn shrink_if_idle(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.checked) < SHRINK_AFTER {
+            return;
+        }
+        if self.slots.len() > INITIAL_CAPACITY && self.most_unreported < self.slots.len() as u64 / 2
+        {
             self.resize(self.slots.len() / 2);
         }
+        self.checked = now;
+        self.most_unreported = self.next_id.saturating_sub(self.next_to_report);
     }
 
     /// Moves the newest `capacity` records into a ring of that size.
@@ -235,7 +255,7 @@ impl SendHistory {
             });
         }
         self.next_to_report = self.next_to_report.max(highest + 1);
-        self.shrink_if_idle();
+        self.shrink_if_idle(now);
     }
 }
 
@@ -575,18 +595,32 @@ mod tests {
         assert_eq!(out.len(), 1000, "every packet sent is accounted for");
         assert_eq!(out.iter().filter(|r| r.arrived).count(), 1);
 
+        assert_eq!(h.capacity(), 1024, "caught up, but the stall is recent");
+        // Feedback keeps up for a while: a packet a millisecond, a report every 50 ms.
+        let mut at = t + ms(100);
+        let mut reported = 0;
+        let mut id = 1000u64;
+        for _ in 0..90 {
+            for _ in 0..50 {
+                at += ms(1);
+                let seq = h.record(at, 1, id as u16, 1000);
+                h.acknowledge(seq, true, Some(at - t));
+                id += 1;
+            }
+            out.clear();
+            h.take_reports(at, &mut out);
+            reported += out.len();
+            // The first judgement still sees the stall; the next, a while of little use.
+            if at < t + SHRINK_AFTER * 2 {
+                assert_eq!(h.capacity(), 1024, "too early at {:?}", at - t);
+            }
+        }
+        assert_eq!(reported, 90 * 50, "nothing lost in the shrinking");
         assert_eq!(
             h.capacity(),
-            512,
-            "caught up: given back down to an eighth's margin"
+            INITIAL_CAPACITY,
+            "given back, a half at a time, once the ring was little used for a while"
         );
-        for i in 1000..1100u64 {
-            let seq = h.record(t + ms(100) + Duration::from_micros(i), 1, i as u16, 1000);
-            h.acknowledge(seq, true, Some(ms(101)));
-        }
-        out.clear();
-        h.take_reports(t + ms(101), &mut out);
-        assert_eq!(out.len(), 100, "nothing lost in the shrinking");
 
         // A receiver that never answers: old packets are overwritten, not kept for ever.
         let mut h = SendHistory::new(t);
