@@ -180,18 +180,8 @@ impl LayerSwitch {
     /// The layer and number the outgoing packet `sequence` was, if it was a layer's packet
     /// (not padding) forwarded within the last [`RETRANSMISSION_WINDOW`] or so.
     pub fn origin(&self, now: Instant, sequence: u16) -> Option<Origin> {
-        let open = match (self.current, self.highest_out) {
-            (Some(layer), Some(highest)) if self.segment_used => Some(Segment {
-                layer,
-                out_start: self.first_seq.wrapping_add(self.seq_offset),
-                out_end: highest.sequence.wrapping_add(1),
-                seq_offset: self.seq_offset,
-                ts_offset: self.ts_offset,
-                ended: now,
-            }),
-            _ => None,
-        };
-        open.iter()
+        self.open_segment(now)
+            .iter()
             .chain(self.ended.iter().rev())
             .take_while(|s| now.saturating_duration_since(s.ended) <= RETRANSMISSION_WINDOW)
             .find(|s| seq_within(sequence, s.out_start, s.out_end))
@@ -202,11 +192,25 @@ impl LayerSwitch {
             })
     }
 
+    /// The stretch the current offset has numbered so far, as if it ended `now`; `None` before
+    /// its first packet.
+    fn open_segment(&self, now: Instant) -> Option<Segment> {
+        match (self.current, self.highest_out) {
+            (Some(layer), Some(highest)) if self.segment_used => Some(Segment {
+                layer,
+                out_start: self.first_seq.wrapping_add(self.seq_offset),
+                out_end: highest.sequence.wrapping_add(1),
+                seq_offset: self.seq_offset,
+                ts_offset: self.ts_offset,
+                ended: now,
+            }),
+            _ => None,
+        }
+    }
+
     /// Closes the stretch the current offset numbered, before the offset or the layer changes.
     fn end_segment(&mut self, now: Instant) {
-        let (Some(layer), Some(highest), true) =
-            (self.current, self.highest_out, self.segment_used)
-        else {
+        let Some(segment) = self.open_segment(now) else {
             return;
         };
         while self
@@ -217,14 +221,7 @@ impl LayerSwitch {
         {
             self.ended.pop_front();
         }
-        self.ended.push_back(Segment {
-            layer,
-            out_start: self.first_seq.wrapping_add(self.seq_offset),
-            out_end: highest.sequence.wrapping_add(1),
-            seq_offset: self.seq_offset,
-            ts_offset: self.ts_offset,
-            ended: now,
-        });
+        self.ended.push_back(segment);
         self.segment_used = false;
     }
 
