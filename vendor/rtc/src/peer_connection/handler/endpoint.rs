@@ -607,7 +607,7 @@ mod rtx_test {
     // RTX stream via the FID group, matching what start_rtp sets up for an
     // `a=ssrc-group:FID` offer. The primary SSRC already has a (non-empty) codec
     // so find_track_id resolves it directly.
-    fn rtx_receiver_transceiver(
+    pub(super) fn rtx_receiver_transceiver(
         primary_ssrc: u32,
         rtx_ssrc: u32,
         primary_pt: u8,
@@ -652,7 +652,7 @@ mod rtx_test {
         transceiver
     }
 
-    fn test_transport() -> TransportContext {
+    pub(super) fn test_transport() -> TransportContext {
         TransportContext {
             local_addr: "127.0.0.1:5000".parse().unwrap(),
             peer_addr: "127.0.0.1:5001".parse().unwrap(),
@@ -747,5 +747,53 @@ mod rtx_test {
             ctx.read_outs.is_empty(),
             "an RTX probe packet with no OSN should be dropped, not dispatched"
         );
+    }
+}
+
+#[cfg(test)]
+mod rtcp_routing_test {
+    use super::rtx_test::{rtx_receiver_transceiver, test_transport};
+    use super::{EndpointHandler, EndpointHandlerContext, Instant, Packet, RTCMessageInternal};
+    use super::{RTPMessage, TrackPacket};
+    use crate::statistics::accumulator::RTCStatsAccumulator;
+
+    /// A compound opening with a receiver report that has no report block (its sender has
+    /// received nothing lately) still reaches the track the NACK behind it is about.
+    #[test]
+    fn a_compound_is_routed_by_the_first_stream_it_names_not_dropped() {
+        let mut transceivers = vec![rtx_receiver_transceiver(1000, 2000, 96, 97)];
+        let mut stats = RTCStatsAccumulator::new();
+        let mut ctx = EndpointHandlerContext::default();
+        let compound: Vec<Box<dyn rtcp::Packet>> = vec![
+            Box::new(rtcp::receiver_report::ReceiverReport {
+                ssrc: 5,
+                reports: vec![],
+                profile_extensions: bytes::Bytes::new(),
+            }),
+            Box::new(
+                rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack {
+                    sender_ssrc: 5,
+                    media_ssrc: 1000,
+                    nacks: vec![],
+                },
+            ),
+        ];
+        {
+            let mut handler = EndpointHandler::new(&mut ctx, &mut transceivers, &mut stats);
+            handler
+                .handle_rtcp_message(Instant::now(), test_transport(), compound)
+                .expect("handle_rtcp_message");
+        }
+        let dispatched = ctx.read_outs.pop_front().expect("the compound is dispatched");
+        let RTCMessageInternal::Rtp(RTPMessage::TrackPacket(TrackPacket { track_id, packet })) =
+            dispatched.message
+        else {
+            panic!("not a track packet");
+        };
+        assert_eq!(track_id, "track");
+        let Packet::Rtcp(packets) = packet else {
+            panic!("not RTCP");
+        };
+        assert_eq!(packets.len(), 2, "the whole compound");
     }
 }
