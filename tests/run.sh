@@ -12,8 +12,8 @@ step() { printf '\n== %s\n' "$*"; }
 step "Rust: unit and integration tests (release build)"
 cargo test --release --locked
 
-step "Rust: unit tests of the patched webrtc-rs crates (vendor/README.md)"
-cargo test --release --locked -p rtc -p rtc-interceptor -p rtc-srtp --lib
+step "Rust: unit tests of the patched crates (vendor/README.md)"
+cargo test --release --locked -p rtc -p rtc-interceptor -p rtc-srtp -p tungstenite --lib
 
 step "Browser tests: dependencies"
 if [ ! -x /usr/bin/chromium ]; then
