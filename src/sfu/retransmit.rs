@@ -38,6 +38,10 @@ const HISTORY_AGE: Duration = RETRANSMISSION_WINDOW;
 const GROWTH: usize = 16;
 /// A packet is not resent again sooner than this after its last resend.
 const HOLD_OFF: Duration = Duration::from_millis(100);
+/// The most lost packets one NACK packet is answered for. A receiver names a few dozen at a time
+/// at most; each name costs a lookup, and a NACK packet may name thousands (a pair per four
+/// bytes, sixteen packets per pair).
+const MOST_NACKED_AT_ONCE: usize = 256;
 /// The most resends a receiver's stream remembers for the hold-off.
 const RECENT_RESENDS: usize = 256;
 /// Resends may use this share of the receiver's bandwidth estimate, or of what its link
@@ -162,8 +166,14 @@ impl SourceHistory {
     /// Where the packet numbered `sequence` is kept.
     fn find(&self, sequence: u16) -> Option<usize> {
         // Sequence numbers run on one by one, so the place is a subtraction away; a gap (loss
-        // on the way in, padding) sends the search through the rest.
+        // on the way in, padding) sends the search through the rest, unless the number is
+        // outside the first and last kept (a packet that arrived late, behind the first, is
+        // then not found: a NACK costs a lookup of at most a few hundred entries this way).
         let newest = self.kept.back()?.sequence;
+        let oldest = self.kept.front()?.sequence;
+        if sequence.wrapping_sub(oldest) > newest.wrapping_sub(oldest) {
+            return None;
+        }
         let behind = newest.wrapping_sub(sequence) as usize;
         let guess = self.kept.len().checked_sub(behind + 1);
         match guess {
@@ -214,15 +224,19 @@ impl SourceHistory {
     }
 }
 
-/// The sequence numbers one NACK names: each pair's first, and those its bitmap adds.
+/// The sequence numbers one NACK names, each pair's first and those its bitmap adds, up to
+/// [`MOST_NACKED_AT_ONCE`].
 pub fn nacked(nack: &TransportLayerNack) -> impl Iterator<Item = u16> + '_ {
-    nack.nacks.iter().flat_map(|pair| {
-        std::iter::once(pair.packet_id).chain(
-            (0..16u16)
-                .filter(|i| pair.lost_packets & (1 << i) != 0)
-                .map(|i| pair.packet_id.wrapping_add(i + 1)),
-        )
-    })
+    nack.nacks
+        .iter()
+        .flat_map(|pair| {
+            std::iter::once(pair.packet_id).chain(
+                (0..16u16)
+                    .filter(|i| pair.lost_packets & (1 << i) != 0)
+                    .map(|i| pair.packet_id.wrapping_add(i + 1)),
+            )
+        })
+        .take(MOST_NACKED_AT_ONCE)
 }
 
 /// What one receiver may spend on resends: a share of its link, topped up as time passes.
@@ -344,6 +358,18 @@ mod tests {
             ],
         };
         assert_eq!(nacked(&nack).collect::<Vec<_>>(), vec![65_535, 0, 2, 10]);
+        // A NACK naming thousands is answered for the first few hundred.
+        let flood = TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: 7,
+            nacks: (0..300u16)
+                .map(|i| NackPair {
+                    packet_id: i * 17,
+                    lost_packets: 0xFFFF,
+                })
+                .collect(),
+        };
+        assert_eq!(nacked(&flood).count(), MOST_NACKED_AT_ONCE);
     }
 
     #[test]
@@ -368,6 +394,12 @@ mod tests {
             media(43, 300).marshal().unwrap()
         );
         assert!(h.packet(now, 7, 44).is_none(), "never sent");
+        assert!(h.packet(now, 7, 41).is_none(), "before the first");
+        // After a gap (a packet lost on the way in) the rest are found all the same.
+        h.keep(now, &media(45, 300));
+        assert!(h.packet(now, 7, 43).is_some());
+        assert!(h.packet(now, 7, 45).is_some());
+        assert!(h.packet(now, 7, 44).is_none(), "lost on the way in");
     }
 
     #[test]
