@@ -26,14 +26,13 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp;
 
 use super::bandwidth::DownlinkReadings;
-use super::switch::RETRANSMISSION_WINDOW;
 
 /// The most packets kept per source stream: a second of a 5 Mbit/s video.
-pub const HISTORY: usize = 512;
+const HISTORY: usize = 512;
 /// How long a packet is kept: a resend later than this comes after the receiver's jitter buffer
 /// has given the packet up. Each kept packet holds its payload, so this is most of what a
-/// source costs in memory.
-const HISTORY_AGE: Duration = RETRANSMISSION_WINDOW;
+/// source costs in memory. (The layer switches keep their number mappings as long.)
+pub const HISTORY_AGE: Duration = Duration::from_secs(1);
 /// How many packets a history grows by at least when full.
 const GROWTH: usize = 16;
 /// A packet is not resent again sooner than this after its last resend.

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 const VIDEO_CLOCK_HZ: u64 = 90_000;
 
 /// How long an ended stretch of sequence numbers is kept for retransmission requests: as long as
-/// the packets themselves are kept ([`super::retransmit`]).
-pub const RETRANSMISSION_WINDOW: Duration = Duration::from_secs(1);
+/// the packets themselves are kept.
+const RETRANSMISSION_WINDOW: Duration = super::retransmit::HISTORY_AGE;
 /// The most ended stretches kept, however many switches and probes come within the window.
 const MAX_SEGMENTS: usize = 32;
 

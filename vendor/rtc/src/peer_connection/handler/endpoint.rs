@@ -211,31 +211,22 @@ impl<'a> EndpointHandler<'a> {
         // by the first packet's first SSRC alone, so a compound opening with a receiver report
         // that carries no report block (or one on a stream already gone) was dropped whole, with
         // the NACK or keyframe request behind it.
-        let rtcp_ssrc = rtcp_packets
+        let track_id = rtcp_packets
             .iter()
             .flat_map(|p| p.destination_ssrc())
-            .find(|&ssrc| self.find_track_id(ssrc, None).is_some())
-            .or_else(|| {
-                rtcp_packets
-                    .first()
-                    .and_then(|p| p.destination_ssrc().first().cloned())
-            });
+            .find_map(|ssrc| self.find_track_id(ssrc, None));
 
-        if let Some(rtcp_ssrc) = rtcp_ssrc {
-            if let Some(track_id) = self.find_track_id(rtcp_ssrc, None) {
-                self.ctx.read_outs.push_back(TaggedRTCMessageInternal {
-                    now,
-                    transport: transport_context,
-                    message: RTCMessageInternal::Rtp(RTPMessage::TrackPacket(TrackPacket {
-                        track_id,
-                        packet: Packet::Rtcp(rtcp_packets),
-                    })),
-                });
-            } else {
-                debug!("drop rtcp packet ssrc = {}", rtcp_ssrc);
-            }
+        if let Some(track_id) = track_id {
+            self.ctx.read_outs.push_back(TaggedRTCMessageInternal {
+                now,
+                transport: transport_context,
+                message: RTCMessageInternal::Rtp(RTPMessage::TrackPacket(TrackPacket {
+                    track_id,
+                    packet: Packet::Rtcp(rtcp_packets),
+                })),
+            });
         } else {
-            debug!("drop rtcp packet due to empty ssrc");
+            debug!("drop rtcp packet: it names no stream of this connection");
         }
 
         Ok(())
