@@ -9,6 +9,8 @@ pub mod cli;
 pub mod config;
 /// Rooms, conferences, participants and the media plan (no socket I/O).
 pub mod focus;
+/// Random conference and participant identifiers, shared by the focus and the SFU.
+pub mod ids;
 /// Log streams, personal-data wrappers, the privacy statement.
 pub mod privacy;
 /// Assembles the parts into a running server.

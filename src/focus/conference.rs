@@ -12,10 +12,10 @@ use super::events::{
     Effect, EndReason, Joined, MediaKind, ParticipantEvent, ParticipantInfo, Permissions, Role,
     RoomState, WaitReason,
 };
-use super::ids::{ConferenceId, ParticipantId, random_secret};
 use super::plan::everyone_receives_everyone;
 use super::room::RoomName;
 use super::speaker::SpeakerDetector;
+use crate::ids::{ConferenceId, ParticipantId, random_secret};
 use crate::privacy::pii::{DisplayName, Secret};
 
 pub(super) struct Member {

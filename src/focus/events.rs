@@ -1,8 +1,8 @@
 //! The focus's vocabulary: requests it takes, what it tells participants, what it records, and the
 //! effects its state machine asks the actor to carry out.
 
-use super::ids::{ConferenceId, ParticipantId};
 use super::room::RoomName;
+use crate::ids::{ConferenceId, ParticipantId};
 use crate::privacy::pii::{DisplayName, Secret};
 use crate::sfu::{ClientSignal, PeerSignal};
 

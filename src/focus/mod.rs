@@ -8,7 +8,6 @@
 
 mod conference;
 mod events;
-mod ids;
 mod plan;
 mod room;
 mod speaker;
@@ -24,11 +23,10 @@ pub use events::{
     Action, ActionError, EndReason, JoinError, JoinOutcome, JoinRequest, Joined, LeaveReason,
     MediaKind, ParticipantEvent, ParticipantInfo, Permissions, Role, RoomState, WaitReason,
 };
-pub use ids::{ConferenceId, ParticipantId};
 pub use room::{MAX_ROOM_NAME, RoomName, RoomNameError};
-pub use speaker::REPORT_INTERVAL as VOICE_REPORT_INTERVAL;
 
 use crate::config::FocusSettings;
+use crate::ids::ParticipantId;
 use crate::privacy::FOCUS;
 use crate::sfu::{ClientSignal, SfuCommand, SfuEvent, SfuHandle};
 use crate::stats::usage::{ConferenceUsage, Usage};

@@ -6,7 +6,7 @@
 //! receiver's bandwidth or last-N does not allow every video (hard mutes act on the SFU's
 //! publisher gate, not here). One pure function.
 
-use super::ParticipantId;
+use crate::ids::ParticipantId;
 
 /// For each participant, the participants whose audio and video they receive, in order of
 /// relevance. `speakers` are the dominant speakers, most recent first.

@@ -2,7 +2,7 @@
 //!
 //! The SFU classifies every audio frame as voiced or not (from the RFC 6464 audio level each
 //! packet carries, against that source's own noise floor) and reports, every
-//! [`REPORT_INTERVAL`], which share of each source's frames was voiced. Here those shares become
+//! [`crate::sfu::VOICE_REPORT_INTERVAL`], which share of each source's frames was voiced. Here those shares become
 //! a decision on two time scales, after the idea of Volfin and Cohen's dominant speaker
 //! identification: a *medium* window of one second must hold sustained speech — a cough, a door
 //! or a 200 ms click cannot fill it — and an *immediate* window shows the challenger is still
@@ -13,13 +13,10 @@
 //! Pure: it sees only the reports, in order; it never reads a clock, an address or a name.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use super::ids::ParticipantId;
+use crate::ids::ParticipantId;
 
-/// How often the SFU reports voice activity.
-pub const REPORT_INTERVAL: Duration = Duration::from_millis(100);
-/// The medium window, in reports (one second).
+/// The medium window, in reports (one second at the SFU's cadence).
 const MEDIUM_REPORTS: usize = 10;
 /// The immediate window, in reports.
 const IMMEDIATE_REPORTS: usize = 3;

@@ -13,8 +13,8 @@ use super::events::{
     Action, ActionError, Effect, EndReason, FocusRecord, JoinError, JoinOutcome, JoinRequest,
     LeaveReason, ParticipantEvent, Role, WaitReason,
 };
-use super::ids::ParticipantId;
 use super::room::RoomName;
+use crate::ids::ParticipantId;
 use crate::sfu::ClientSignal;
 
 /// Every running conference, by room.
@@ -116,7 +116,7 @@ impl Conferences {
                 m.away_since = None;
                 // A token resumes once: whoever saw the old one (a shared screen, a log of the
                 // browser's) cannot take the seat over; `joined` carries the new one.
-                m.resume_token = super::ids::random_secret();
+                m.resume_token = crate::ids::random_secret();
             }
             // Muting or unmuting while away is what the client says now; an unmute that a
             // moderator's mute forbids stays a mute.

@@ -54,7 +54,7 @@ use super::workers::Router;
 use super::{
     ClientSignal, GaugeShares, PeerSignal, QualityFigures, SfuCommand, SfuCounters, SfuEvent,
 };
-use crate::focus::ParticipantId;
+use crate::ids::ParticipantId;
 use crate::privacy::BRIDGE;
 
 /// The arena that received datagrams are copied into before the connection takes them.
@@ -62,7 +62,8 @@ const ARENA_BYTES: usize = 256 * 1024;
 const MAX_DATAGRAM: usize = 2048;
 /// Batches read per wake-up before commands and timers get a turn.
 const MAX_BATCHES_PER_WAKE: usize = 16;
-const MAINTENANCE_INTERVAL: Duration = crate::focus::VOICE_REPORT_INTERVAL;
+/// Keyframe retries, voice reports and (every few ticks) layer choices run at this cadence.
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(100);
 /// Layer rates are measured, and layers chosen, every this many maintenance ticks.
 const ALLOCATION_TICKS: u32 = 5;
 /// What one forwarded audio stream is assumed to take of a receiver's bandwidth.

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
-use crate::focus::{ConferenceId, ParticipantId};
+use crate::ids::{ConferenceId, ParticipantId};
 
 pub use forward::{NegotiatedCodec, Rewrite};
 pub(crate) use rtcp::FeedbackTap;
@@ -52,6 +52,9 @@ pub struct MediaConfig {
     /// Media worker threads, each owning whole conferences; 0: one per core.
     pub workers: usize,
 }
+
+/// How often the SFU reports voice activity ([`SfuEvent::Voice`]): its maintenance cadence.
+pub const VOICE_REPORT_INTERVAL: std::time::Duration = engine::MAINTENANCE_INTERVAL;
 
 /// A message from the SFU to one participant's client, carried by signalling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +145,7 @@ impl SfuCommand {
 pub enum SfuEvent {
     /// The participant's media connection failed or its ICE consent expired.
     PeerGone { participant: ParticipantId },
-    /// Every [`crate::focus::VOICE_REPORT_INTERVAL`]: for each published microphone, the share
+    /// Every [`VOICE_REPORT_INTERVAL`]: for each published microphone, the share
     /// of its audio frames since the last report that carried voice (0 to 1; 0 when no frame
     /// came or a moderator's mute holds it back).
     Voice(Vec<(ParticipantId, f32)>),

@@ -39,7 +39,7 @@ use super::probe::Probe;
 use super::retransmit::RepairBudget;
 use super::rtcp::FeedbackTap;
 use super::transport_cc::TransportCc;
-use crate::focus::ParticipantId;
+use crate::ids::ParticipantId;
 
 /// ICE consent: a connection with no traffic for this long is "disconnected"…
 const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(3);

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use super::demux::Directory;
 use super::peer::unused_ufrag;
-use crate::focus::{ConferenceId, ParticipantId};
+use crate::ids::{ConferenceId, ParticipantId};
 
 /// Where one participant's connection lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,104 +16,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use super::api_error::ApiError;
 use super::auth::{Authorized, Principal, cleared_cookie, session_cookie, session_token};
 use super::client_ip::client_ip;
 use crate::focus::RoomName;
 use crate::store::{HostName, MIN_PASSWORD_LEN, RoomCreated, StoreError};
-
-/// An API failure, as the client sees it.
-#[derive(Debug)]
-pub enum ApiError {
-    Unauthorized,
-    InvalidCredentials,
-    InvalidRoom(String),
-    RoomTaken,
-    NotFound(&'static str),
-    InvalidUsername,
-    PasswordTooShort,
-    SetupLinkInvalid,
-    TooManyAttempts(u64),
-    Forbidden,
-    Internal,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code, message) = match self {
-            ApiError::Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "log in as a host first".to_string(),
-            ),
-            ApiError::InvalidCredentials => (
-                StatusCode::UNAUTHORIZED,
-                "invalid-credentials",
-                "wrong user name or password".to_string(),
-            ),
-            ApiError::InvalidRoom(reason) => (StatusCode::BAD_REQUEST, "invalid-room", reason),
-            ApiError::RoomTaken => (
-                StatusCode::CONFLICT,
-                "room-taken",
-                "another host already has a room with this name".to_string(),
-            ),
-            ApiError::NotFound(code) => (StatusCode::NOT_FOUND, code, "not found".to_string()),
-            ApiError::InvalidUsername => (
-                StatusCode::BAD_REQUEST,
-                "invalid-username",
-                "a user name is 1 to 32 characters from a-z, 0-9, '.', '_' and '-'".to_string(),
-            ),
-            ApiError::PasswordTooShort => (
-                StatusCode::BAD_REQUEST,
-                "password-too-short",
-                format!("a password has at least {MIN_PASSWORD_LEN} characters"),
-            ),
-            ApiError::SetupLinkInvalid => (
-                StatusCode::FORBIDDEN,
-                "setup-link-invalid",
-                "this setup link is wrong, used or expired".to_string(),
-            ),
-            ApiError::Internal => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "something went wrong on the server".to_string(),
-            ),
-            ApiError::Forbidden => (
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "this room belongs to someone else".to_string(),
-            ),
-            ApiError::TooManyAttempts(seconds) => {
-                return (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    [(header::RETRY_AFTER, seconds.to_string())],
-                    Json(json!({"error": {
-                        "code": "too-many-attempts",
-                        "message": "too many failed logins; wait and try again",
-                        "retryAfter": seconds,
-                    }})),
-                )
-                    .into_response();
-            }
-        };
-        (
-            status,
-            Json(json!({"error": {"code": code, "message": message}})),
-        )
-            .into_response()
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::PasswordTooShort => ApiError::PasswordTooShort,
-            other => {
-                tracing::error!(error = %other, "database failure");
-                ApiError::Internal
-            }
-        }
-    }
-}
 
 /// Runs a blocking store call off the executor.
 async fn blocking<T: Send + 'static>(

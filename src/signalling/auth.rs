@@ -11,7 +11,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 
 use super::AppState;
-use super::api::ApiError;
+use super::api_error::ApiError;
 use super::jwt::{self, VerifiedToken};
 use crate::focus::RoomName;
 use crate::store::HostName;

@@ -6,6 +6,7 @@
 //! packets, and never log a name, a token or an address outside the access stream.
 
 mod api;
+mod api_error;
 mod auth;
 mod client_ip;
 pub mod jwt;

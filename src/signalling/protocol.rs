@@ -7,9 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::jwt::{MAX_TOKEN_BYTES, TokenError};
-use crate::focus::{
-    Action, Joined, MediaKind, ParticipantId, ParticipantInfo, Permissions, RoomName, RoomState,
-};
+use crate::focus::{Action, Joined, MediaKind, ParticipantInfo, Permissions, RoomName, RoomState};
+use crate::ids::ParticipantId;
 use crate::privacy::pii::{DisplayName, Secret};
 use crate::sfu::ClientCandidate;
 

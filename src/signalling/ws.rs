@@ -22,8 +22,9 @@ use super::protocol::{
 use super::rate::{RateLimiter, Verdict};
 use crate::focus::{
     ActionError, EndReason, JoinError, JoinOutcome, JoinRequest, Joined, LeaveReason,
-    ParticipantEvent, ParticipantId,
+    ParticipantEvent,
 };
+use crate::ids::ParticipantId;
 use crate::privacy::TECHNICAL;
 use crate::privacy::pii::{ClientIp, DisplayName};
 use crate::sfu::{ClientSignal, PeerSignal};
