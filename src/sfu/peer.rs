@@ -1,54 +1,22 @@
-//! One participant's peer connection: how it is built, and its negotiation state.
-//!
-//! The server is ICE-lite on the shared port with credentials of its own choosing (so the demux
-//! can find the connection by ufrag), answers DTLS as server (`setup:passive`, the faster
-//! handshake), offers AEAD-GCM SRTP first (cheaper per packet) with AES-CM as fallback, and
-//! negotiates Opus, VP8 and H.264. Negotiation follows docs/protocol.md: the client offers once
-//! to publish, then only the server offers, one offer at a time.
+//! One participant's side of the core: its `rtc` connection (built by `super::connection`), its
+//! negotiation state, the tracks it publishes and receives, and its downlink's figures. Plain
+//! data: the core (`super::core`) drives it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rand::Rng;
-use rand::distr::Alphanumeric;
-use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
-use rtc::interceptor::{Registry, Slot};
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
-};
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
-};
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::RTCRtpSenderId;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
-};
 use rtc::shared::error::Error as RtcError;
 
-use super::SignalSink;
-use super::bandwidth::{DownlinkEstimator, DownlinkReadings};
+use super::bandwidth::DownlinkReadings;
 use super::pause::PublisherDemand;
 use super::probe::Probe;
 use super::retransmit::RepairBudget;
-use super::rtcp::FeedbackTap;
-use super::transport_cc::TransportCc;
 use crate::ids::ParticipantId;
-
-/// ICE consent: a connection with no traffic for this long is "disconnected"…
-const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(3);
-/// …and this much later "failed", which removes the participant (SPEC: within 10 s).
-const ICE_FAILED_AFTER: Duration = Duration::from_secs(3);
-const ICE_KEEPALIVE: Duration = Duration::from_secs(2);
-
-pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
-const SDES_MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 
 /// Where a connection is in the offer/answer exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +45,6 @@ pub struct Peer {
     pub participant: ParticipantId,
     pub ufrag: String,
     pub pc: RTCPeerConnection,
-    pub signals: SignalSink,
     pub negotiation: Negotiation,
     /// The set of outgoing tracks changed since the last offer.
     pub needs_offer: bool,
@@ -114,182 +81,25 @@ pub struct Peer {
     pub camera_demand: PublisherDemand,
     /// Videos it would get (last-N and its tiles let them in) that its estimate holds back.
     pub videos_held_back: usize,
-}
-
-/// An ICE username fragment for a new connection that `taken` does not know yet (RFC 8445 asks
-/// for at least 24 bits of randomness; these have 95, so a second draw is all but unheard of).
-pub fn unused_ufrag(taken: impl Fn(&str) -> bool) -> String {
-    loop {
-        let candidate = random_string(16);
-        if !taken(&candidate) {
-            return candidate;
-        }
-    }
-}
-
-fn random_string(len: usize) -> String {
-    rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
-}
-
-fn video_feedback() -> Vec<RTCPFeedback> {
-    // No `goog-remb`: the SFU estimates from transport-wide feedback and sends no REMB, and
-    // every line offered is copied into each outgoing transceiver's codec lists.
-    [
-        ("transport-cc", ""),
-        ("ccm", "fir"),
-        ("nack", ""),
-        ("nack", "pli"),
-    ]
-    .into_iter()
-    .map(|(typ, parameter)| RTCPFeedback {
-        typ: typ.into(),
-        parameter: parameter.into(),
-    })
-    .collect()
-}
-
-fn media_engine() -> Result<MediaEngine, RtcError> {
-    let mut engine = MediaEngine::default();
-    engine.register_codec(
-        RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_OPUS.into(),
-                clock_rate: 48000,
-                channels: 2,
-                sdp_fmtp_line: "minptime=10;useinbandfec=1;usedtx=1".into(),
-                rtcp_feedback: vec![RTCPFeedback {
-                    typ: "transport-cc".into(),
-                    parameter: String::new(),
-                }],
-            },
-            payload_type: 111,
-        },
-        RtpCodecKind::Audio,
-    )?;
-    let video = [
-        (MIME_TYPE_VP8, "", 96),
-        (
-            MIME_TYPE_H264,
-            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-            102,
-        ),
-        (
-            MIME_TYPE_H264,
-            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
-            108,
-        ),
-    ];
-    for (mime, fmtp, pt) in video {
-        engine.register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: RTCRtpCodec {
-                    mime_type: mime.into(),
-                    clock_rate: 90000,
-                    channels: 0,
-                    sdp_fmtp_line: fmtp.into(),
-                    rtcp_feedback: video_feedback(),
-                },
-                payload_type: pt,
-            },
-            RtpCodecKind::Video,
-        )?;
-    }
-    for (uri, kind) in [
-        (AUDIO_LEVEL_URI, RtpCodecKind::Audio),
-        (SDES_MID_URI, RtpCodecKind::Audio),
-    ] {
-        engine.register_header_extension(
-            RTCRtpHeaderExtensionCapability { uri: uri.into() },
-            kind,
-            None,
-        )?;
-    }
-    Ok(engine)
-}
-
-/// Builds a participant's server-side connection with its ICE candidates already added.
-pub fn build_connection(
-    now: Instant,
-    ufrag: &str,
-    candidates: &[SocketAddr],
-    downlink: Arc<DownlinkReadings>,
-) -> Result<RTCPeerConnection, RtcError> {
-    let mut engine = media_engine()?;
-    let registry = register_default_interceptors(Registry::new(), &mut engine)?
-        // In the responder's place, a tap that hands NACKs (and keyframe requests) to the
-        // engine: the default responder keeps the last 1024 packets of every outgoing video
-        // stream, per receiver; the engine answers from one history per source
-        // (`super::retransmit`), which with 15 streams per receiver in a full room is a
-        // fifteenth of the records and payloads held for no receiver in particular.
-        .with(Slot::NackResponder, FeedbackTap::default())
-        // Transport-wide sequence numbers on everything sent, and the receiver's feedback on
-        // them turned into a bandwidth estimate (layer choice, docs/decisions.md).
-        .with(
-            Slot::CongestionControl,
-            TransportCc::new(now, DownlinkEstimator::new(downlink)),
-        );
-    let settings = SettingEngineBuilder::new()
-        .with_lite(true)
-        .with_ice_credentials(ufrag.to_string(), random_string(32))
-        .with_answering_dtls_role(RTCDtlsRole::Server)
-        .with_srtp_protection_profiles(vec![
-            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-            SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
-            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-        ])
-        .with_ice_timeouts(
-            Some(ICE_DISCONNECTED_AFTER),
-            Some(ICE_FAILED_AFTER),
-            Some(ICE_KEEPALIVE),
-        )
-        // Nothing reads webrtc-rs's statistics (the server keeps figures of its own), and
-        // counting every forwarded packet in them cost three table lookups per receiver.
-        .with_sent_rtp_statistics(false)
-        .build();
-    let mut pc = RTCPeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_setting_engine(settings)
-        .with_media_engine(engine)
-        .with_interceptor_registry(registry)
-        .build(now)?;
-    for addr in candidates {
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: addr.ip().to_string(),
-                port: addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()?;
-        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
-    }
-    // The end-of-candidates marker: the server gathers nothing more.
-    pc.add_local_candidate(RTCIceCandidateInit::default())?;
-    Ok(pc)
+    /// Listed among the connections whose output the core has yet to take.
+    pub touched: bool,
+    /// The focus has been told the connection failed or closed (it is told once).
+    pub gone_reported: bool,
 }
 
 impl Peer {
     pub fn new(
         now: Instant,
         participant: ParticipantId,
-        signals: SignalSink,
         candidates: &[SocketAddr],
         ufrag: String,
     ) -> Result<Self, RtcError> {
         let downlink = Arc::new(DownlinkReadings::default());
-        let pc = build_connection(now, &ufrag, candidates, downlink.clone())?;
+        let pc = super::connection::build_connection(now, &ufrag, candidates, downlink.clone())?;
         Ok(Self {
             participant,
             ufrag,
             pc,
-            signals,
             negotiation: Negotiation::AwaitingClientOffer,
             needs_offer: false,
             plan: Vec::new(),
@@ -311,6 +121,18 @@ impl Peer {
             allocations: 0,
             camera_demand: PublisherDemand::default(),
             videos_held_back: 0,
+            touched: false,
+            gone_reported: false,
         })
+    }
+
+    /// Stops sending the source's track to this peer; false if it was not receiving it.
+    pub fn drop_outgoing(&mut self, source: SourceKey) -> bool {
+        let Some(track) = self.outgoing.remove(&source) else {
+            return false;
+        };
+        self.outgoing_by_track.remove(&track.track_id);
+        let _ = self.pc.remove_track(track.sender);
+        true
     }
 }

@@ -1,0 +1,169 @@
+//! Binding the media port and starting the media workers: one thread per core unless
+//! configured, each with a current-thread runtime and a [`Core`] of its own.
+//!
+//! The first worker registers the socket with its runtime and reads it for all; the others only
+//! send on it (which takes no runtime) and get their datagrams in batches from the first. One
+//! worker is the same start-up with no followers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::core::Core;
+use super::counters::SfuCounters;
+use super::dispatch::Dispatch;
+use super::runtime::{Batch, Input, Outbox, Worker, WorkerCommand};
+use super::socket::{self, MediaSocket, RecvBuffers};
+use super::workers::Router;
+use super::{MediaConfig, SfuEvent};
+
+/// How many batches the reading worker may queue for another before dropping: a second or so
+/// of datagrams at full load; beyond that the worker is not keeping up.
+const BATCH_QUEUE: usize = 1024;
+
+/// What a started SFU consists of.
+pub struct Started {
+    pub dispatch: Dispatch,
+    pub local_addr: SocketAddr,
+    pub candidates: Vec<SocketAddr>,
+    pub counters: Arc<SfuCounters>,
+}
+
+/// What a worker thread starts from.
+enum Startup {
+    /// The first worker: the socket to read, channels to the other workers, and where to
+    /// send them the socket once it is registered.
+    Reader {
+        socket: std::net::UdpSocket,
+        outboxes: Vec<mpsc::Sender<Batch>>,
+        forwards: Vec<std::sync::mpsc::Sender<Arc<MediaSocket>>>,
+    },
+    /// Any other worker: the socket (once the first has it) and its batches.
+    Follower {
+        socket: std::sync::mpsc::Receiver<Arc<MediaSocket>>,
+        batches: mpsc::Receiver<Batch>,
+    },
+}
+
+pub fn start(
+    config: &MediaConfig,
+    events: mpsc::UnboundedSender<SfuEvent>,
+) -> std::io::Result<Started> {
+    let socket = socket::bind(config.bind, config.port)?;
+    let local_addr = socket.local_addr()?;
+    let ips = if config.advertise_ips.is_empty() {
+        socket::interface_ips(config.bind)
+    } else {
+        config.advertise_ips.clone()
+    };
+    let candidates: Vec<SocketAddr> = ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, local_addr.port()))
+        .collect();
+    if candidates.is_empty() {
+        return Err(std::io::Error::other(
+            "no address to advertise for media: set media.advertise_ips",
+        ));
+    }
+    let workers = match config.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let counters = Arc::new(SfuCounters::for_workers(workers));
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
+    let (mut outboxes, batch_inputs): (Vec<_>, Vec<_>) =
+        (1..workers).map(|_| mpsc::channel(BATCH_QUEUE)).unzip();
+    let (mut socket_forwards, followers): (Vec<_>, Vec<_>) = (1..workers)
+        .map(|_| std::sync::mpsc::channel::<Arc<MediaSocket>>())
+        .unzip();
+    let mut followers = followers.into_iter();
+    let mut batch_inputs = batch_inputs.into_iter();
+    for (worker, commands) in receivers.into_iter().enumerate() {
+        let startup = if worker == 0 {
+            Startup::Reader {
+                socket: socket.try_clone()?,
+                outboxes: std::mem::take(&mut outboxes),
+                forwards: std::mem::take(&mut socket_forwards),
+            }
+        } else {
+            Startup::Follower {
+                socket: followers.next().expect("one socket channel per follower"),
+                batches: batch_inputs.next().expect("one batch channel per follower"),
+            }
+        };
+        let (events, counters) = (events.clone(), counters.clone());
+        let (candidates, last_n) = (candidates.clone(), config.last_n);
+        std::thread::Builder::new()
+            .name(format!("zaal-sfu-{worker}"))
+            .spawn(move || {
+                // Made on its own thread: a core's connections never leave it.
+                let core = Core::new(Instant::now(), worker, candidates, counters.clone(), last_n);
+                run_worker(workers, startup, core, events, counters, commands)
+            })?;
+    }
+    drop(socket);
+    Ok(Started {
+        dispatch: Dispatch::new(senders),
+        local_addr,
+        candidates,
+        counters,
+    })
+}
+
+/// A worker thread's body: its runtime, its socket, then its loop until the SFU stops.
+fn run_worker(
+    workers: usize,
+    startup: Startup,
+    core: Core,
+    events: mpsc::UnboundedSender<SfuEvent>,
+    counters: Arc<SfuCounters>,
+    commands: mpsc::UnboundedReceiver<WorkerCommand>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the media runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let (socket, input) = match startup {
+            Startup::Reader {
+                socket,
+                outboxes,
+                forwards,
+            } => {
+                let socket = match MediaSocket::new(socket) {
+                    Ok(socket) => Arc::new(socket),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the SFU");
+                        return;
+                    }
+                };
+                for forward in forwards {
+                    let _ = forward.send(socket.clone());
+                }
+                let input = Input::Socket {
+                    buffers: RecvBuffers::new(),
+                    router: Router::new(workers),
+                    outboxes: outboxes.into_iter().map(Outbox::new).collect(),
+                };
+                (socket, input)
+            }
+            Startup::Follower { socket, batches } => match socket.recv() {
+                Ok(socket) => (socket, Input::Batches(batches)),
+                // The reading worker did not start; neither can this one.
+                Err(_) => return,
+            },
+        };
+        Worker::new(socket, input, core, events, counters)
+            .run(commands)
+            .await;
+    });
+}
