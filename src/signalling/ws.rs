@@ -6,6 +6,7 @@
 //! let it in; everything else about the conference is the focus's decision. When the session
 //! ends, for whatever reason, the focus is told the participant left.
 
+use std::convert::Infallible;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -17,17 +18,13 @@ use tracing::info;
 use super::AppState;
 use super::jwt::{self, VerifiedToken};
 use super::protocol::{
-    self, ErrorCode, Inbound, JoinMessage, Outbound, ParticipantView, ProtocolError,
+    self, Delivery, Ending, ErrorCode, Inbound, JoinMessage, Outbound, ProtocolError,
 };
 use super::rate::{RateLimiter, Verdict};
-use crate::focus::{
-    ActionError, EndReason, JoinError, JoinOutcome, JoinRequest, Joined, LeaveReason,
-    ParticipantEvent,
-};
+use crate::focus::{JoinError, JoinOutcome, JoinRequest, Joined, LeaveReason, ParticipantEvent};
 use crate::ids::ParticipantId;
 use crate::privacy::TECHNICAL;
-use crate::privacy::pii::{ClientIp, DisplayName};
-use crate::sfu::{ClientSignal, PeerSignal};
+use crate::privacy::pii::ClientIp;
 use crate::store::HostName;
 
 /// How long a client may take to send `join`.
@@ -117,7 +114,7 @@ async fn refuse(
     let _ = send(
         sink,
         &Outbound::Error {
-            code: code.as_str(),
+            code: code.as_str().into(),
             message,
             retry_after,
         },
@@ -236,7 +233,7 @@ async fn enter(
             if send(
                 sink,
                 &Outbound::Waiting {
-                    reason: reason.as_str(),
+                    reason: reason.as_str().into(),
                 },
             )
             .await
@@ -251,15 +248,7 @@ async fn enter(
             if e == JoinError::PasswordWrong {
                 state.room_passwords.failed(Instant::now(), &throttle_key);
             }
-            let code = match e {
-                JoinError::RoomNotFound => ErrorCode::RoomNotFound,
-                JoinError::ConferenceFull => ErrorCode::ConferenceFull,
-                JoinError::Unavailable => ErrorCode::ServerShuttingDown,
-                JoinError::RoomLocked => ErrorCode::RoomLocked,
-                JoinError::PasswordRequired => ErrorCode::PasswordRequired,
-                JoinError::PasswordWrong => ErrorCode::PasswordWrong,
-                JoinError::Barred => ErrorCode::Barred,
-            };
+            let code = ErrorCode::from(e);
             refuse(sink, code, e.to_string(), None).await
         }
     }
@@ -334,33 +323,92 @@ async fn accept(
     }
 }
 
-fn ended(reason: EndReason) -> (ErrorCode, &'static str, LeaveReason) {
-    match reason {
-        EndReason::MediaFailed => (
-            ErrorCode::MediaFailed,
-            "the media connection was lost",
-            LeaveReason::MediaFailed,
-        ),
-        EndReason::ServerShutdown => (
-            ErrorCode::ServerShuttingDown,
-            "the server is stopping",
-            LeaveReason::ServerShutdown,
-        ),
-        EndReason::Removed => (
-            ErrorCode::Removed,
-            "a moderator removed you from the conference",
-            LeaveReason::Removed,
-        ),
-        EndReason::Denied => (
-            ErrorCode::Denied,
-            "a moderator did not let you in",
-            LeaveReason::Left,
-        ),
-        EndReason::ConferenceEnded => (
-            ErrorCode::ConferenceEnded,
-            "the conference was ended",
-            LeaveReason::ConferenceEnded,
-        ),
+/// What reaches a session: a client's message (parsed), or an event from the focus.
+enum Input {
+    Message(Result<Inbound, ProtocolError>),
+    Event(ParticipantEvent),
+}
+
+/// The session's one loop, for waiting and for the conference alike: reads the client (rate
+/// limit, frames, silence) and the focus's events, and keeps the connection alive; the phase
+/// decides what each input means.
+struct Connection<'a> {
+    sink: &'a mut Sink,
+    stream: &'a mut Stream,
+    events: &'a mut Events,
+    limiter: &'a mut RateLimiter,
+    ping: tokio::time::Interval,
+    last_heard: Instant,
+}
+
+fn disconnected() -> Outcome {
+    gone(LeaveReason::Disconnected, CLOSE_GOING_AWAY)
+}
+
+impl<'a> Connection<'a> {
+    fn new(
+        sink: &'a mut Sink,
+        stream: &'a mut Stream,
+        events: &'a mut Events,
+        limiter: &'a mut RateLimiter,
+    ) -> Self {
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            sink,
+            stream,
+            events,
+            limiter,
+            ping,
+            last_heard: Instant::now(),
+        }
+    }
+
+    /// The next input for the phase; `Err` when the client is gone or must go.
+    async fn next(&mut self) -> Result<Input, Outcome> {
+        loop {
+            tokio::select! {
+                message = self.stream.next() => {
+                    let Some(Ok(message)) = message else {
+                        return Err(disconnected());
+                    };
+                    self.last_heard = Instant::now();
+                    match accept(self.sink, message, self.limiter).await {
+                        Ok(Some(text)) => return Ok(Input::Message(protocol::parse(&text))),
+                        Ok(None) => {}
+                        Err(code) => return Err(gone(LeaveReason::Disconnected, code)),
+                    }
+                }
+                event = self.events.recv() => match event {
+                    Some(event) => return Ok(Input::Event(event)),
+                    None => return Err(disconnected()),
+                },
+                _ = self.ping.tick() => {
+                    if self.last_heard.elapsed() > SILENCE_LIMIT || !ping_client(self.sink).await {
+                        return Err(disconnected());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one message; `Err` when the client is gone or too slow.
+    async fn send(&mut self, message: &Outbound) -> Result<(), Outcome> {
+        if send(self.sink, message).await {
+            Ok(())
+        } else {
+            Err(disconnected())
+        }
+    }
+
+    async fn refuse(&mut self, error: &ProtocolError) -> Result<(), Outcome> {
+        self.send(&Outbound::error(error)).await
+    }
+
+    /// Tells the client why the session ends, and ends it.
+    async fn end<T>(&mut self, ending: Ending, close_code: u16) -> Result<T, Outcome> {
+        let _ = send(self.sink, &Outbound::error(&ending.error)).await;
+        Err(gone(ending.leave, close_code))
     }
 }
 
@@ -371,120 +419,27 @@ async fn wait_for_admission(
     events: &mut Events,
     limiter: &mut RateLimiter,
 ) -> Result<Joined, Outcome> {
-    let mut ping = tokio::time::interval(PING_INTERVAL);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heard = Instant::now();
+    let mut connection = Connection::new(sink, stream, events, limiter);
     loop {
-        tokio::select! {
-            message = stream.next() => {
-                let Some(Ok(message)) = message else {
-                    return Err(gone(LeaveReason::Disconnected, CLOSE_GOING_AWAY));
-                };
-                last_heard = Instant::now();
-                let text = match accept(sink, message, limiter).await {
-                    Ok(Some(text)) => text,
-                    Ok(None) => continue,
-                    Err(code) => return Err(gone(LeaveReason::Disconnected, code)),
-                };
-                let error = match protocol::parse(&text) {
-                    Ok(Inbound::Leave) => return Err(gone(LeaveReason::Left, CLOSE_NORMAL)),
-                    Ok(_) => ProtocolError::new(ErrorCode::NotJoined, "still waiting to be let in"),
-                    Err(error) => error,
-                };
-                if !send(sink, &Outbound::error(&error)).await {
-                    return Err(gone(LeaveReason::Disconnected, CLOSE_GOING_AWAY));
-                }
+        match connection.next().await? {
+            Input::Message(Ok(Inbound::Leave)) => {
+                return Err(gone(LeaveReason::Left, CLOSE_NORMAL));
             }
-            event = events.recv() => match event {
-                Some(ParticipantEvent::Admitted(joined)) => return Ok(*joined),
-                Some(ParticipantEvent::Ended(reason)) => {
-                    let (code, text, leave) = ended(reason);
-                    let _ = send(sink, &Outbound::error(&ProtocolError::new(code, text))).await;
-                    return Err(gone(leave, CLOSE_NORMAL));
-                }
-                Some(_) => {}
-                None => return Err(gone(LeaveReason::Disconnected, CLOSE_GOING_AWAY)),
-            },
-            _ = ping.tick() => {
-                if last_heard.elapsed() > SILENCE_LIMIT || !ping_client(sink).await {
-                    return Err(gone(LeaveReason::Disconnected, CLOSE_GOING_AWAY));
-                }
+            Input::Message(Ok(_)) => {
+                let error = ProtocolError::new(ErrorCode::NotJoined, "still waiting to be let in");
+                connection.refuse(&error).await?;
             }
+            Input::Message(Err(error)) => connection.refuse(&error).await?,
+            Input::Event(ParticipantEvent::Admitted(joined)) => return Ok(*joined),
+            Input::Event(ParticipantEvent::Ended(reason)) => {
+                return connection.end(reason.into(), CLOSE_NORMAL).await;
+            }
+            Input::Event(_) => {}
         }
     }
 }
 
-/// What to tell the client about an event, or that the session is over.
-fn outbound(
-    event: ParticipantEvent,
-) -> Result<Option<Outbound>, (ErrorCode, &'static str, LeaveReason)> {
-    Ok(Some(match event {
-        ParticipantEvent::Joined(info) => Outbound::ParticipantJoined {
-            participant: ParticipantView::from(&info),
-        },
-        ParticipantEvent::Left(id) => Outbound::ParticipantLeft { id: id.to_string() },
-        ParticipantEvent::Mute {
-            id,
-            audio_muted,
-            video_muted,
-        } => Outbound::Mute {
-            id: id.to_string(),
-            audio_muted,
-            video_muted,
-        },
-        ParticipantEvent::Role { id, role } => Outbound::Role {
-            id: id.to_string(),
-            role: role.as_str(),
-        },
-        ParticipantEvent::Permissions(p) => Outbound::Permissions(p.into()),
-        ParticipantEvent::RoomState(r) => Outbound::RoomState(r.into()),
-        ParticipantEvent::Hand { id, order } => Outbound::Hand {
-            id: id.to_string(),
-            raised: order.is_some(),
-            order,
-        },
-        ParticipantEvent::LobbyRequest { id, name } => Outbound::LobbyRequest {
-            id: id.to_string(),
-            name: DisplayName::as_str(&name).to_string(),
-        },
-        ParticipantEvent::LobbyLeft(id) => Outbound::LobbyLeft { id: id.to_string() },
-        ParticipantEvent::Chat {
-            from,
-            text,
-            private,
-        } => Outbound::Chat {
-            from: from.to_string(),
-            text,
-            private,
-        },
-        ParticipantEvent::Screen { id, active } => Outbound::Screen {
-            id: id.to_string(),
-            active,
-        },
-        ParticipantEvent::DominantSpeaker(id) => Outbound::DominantSpeaker {
-            id: id.as_ref().map(ToString::to_string),
-        },
-        ParticipantEvent::UnmuteRequest { id, kind } => Outbound::UnmuteRequest {
-            id: id.to_string(),
-            kind: kind.as_str(),
-        },
-        ParticipantEvent::UnmuteRequestDone { id, kind } => Outbound::UnmuteRequestDone {
-            id: id.to_string(),
-            kind: kind.as_str(),
-        },
-        ParticipantEvent::Media(PeerSignal::Offer(sdp)) => Outbound::Offer { sdp },
-        ParticipantEvent::Media(PeerSignal::Answer(sdp)) => Outbound::Answer { sdp },
-        ParticipantEvent::Media(PeerSignal::SendVideo { max_height }) => {
-            Outbound::SendVideo { max_height }
-        }
-        ParticipantEvent::Media(PeerSignal::NegotiationFailed(reason)) => {
-            Outbound::error(&ProtocolError::new(ErrorCode::NegotiationFailed, reason))
-        }
-        ParticipantEvent::Admitted(_) => return Ok(None),
-        ParticipantEvent::Ended(reason) => return Err(ended(reason)),
-    }))
-}
-
+/// In the conference: signals and actions to the focus, its events to the client.
 async fn in_conference(
     state: &AppState,
     me: &ParticipantId,
@@ -493,85 +448,41 @@ async fn in_conference(
     mut events: Events,
     limiter: &mut RateLimiter,
 ) -> Outcome {
-    let mut ping = tokio::time::interval(PING_INTERVAL);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heard = Instant::now();
-    loop {
-        tokio::select! {
-            message = stream.next() => {
-                let Some(Ok(message)) = message else {
-                    return gone(LeaveReason::Disconnected, CLOSE_GOING_AWAY);
-                };
-                last_heard = Instant::now();
-                let text = match accept(sink, message, limiter).await {
-                    Ok(Some(text)) => text,
-                    Ok(None) => continue,
-                    Err(code) => return gone(LeaveReason::Disconnected, code),
-                };
-                let error = match protocol::parse(&text) {
-                    Ok(Inbound::Leave) => return gone(LeaveReason::Left, CLOSE_NORMAL),
-                    Ok(Inbound::Join(_)) => {
-                        Some(ProtocolError::new(ErrorCode::AlreadyJoined, "already in the conference"))
-                    }
-                    Ok(Inbound::Offer(sdp)) => {
-                        state.focus.signal(me.clone(), ClientSignal::Offer(sdp));
-                        None
-                    }
-                    Ok(Inbound::Answer(sdp)) => {
-                        state.focus.signal(me.clone(), ClientSignal::Answer(sdp));
-                        None
-                    }
-                    Ok(Inbound::Candidate(c)) => {
-                        state.focus.signal(me.clone(), ClientSignal::Candidate(c));
-                        None
-                    }
-                    Ok(Inbound::ReceiveVideo { heights, last_n }) => {
-                        state
-                            .focus
-                            .signal(me.clone(), ClientSignal::ReceiveVideo { heights, last_n });
-                        None
-                    }
-                    Ok(Inbound::Act(action)) => match state.focus.act(me.clone(), action).await {
-                        Ok(()) => None,
-                        Err(e) => Some(ProtocolError::new(
-                            match e {
-                                ActionError::NotAllowed => ErrorCode::NotAllowed,
-                                ActionError::UnknownParticipant => ErrorCode::UnknownParticipant,
-                            },
-                            e.to_string(),
-                        )),
-                    },
-                    Err(error) => Some(error),
-                };
-                if let Some(error) = error
-                    && !send(sink, &Outbound::error(&error)).await
-                {
-                    return gone(LeaveReason::Disconnected, CLOSE_GOING_AWAY);
+    let mut connection = Connection::new(sink, stream, &mut events, limiter);
+    let ended: Result<Infallible, Outcome> = async {
+        loop {
+            match connection.next().await? {
+                Input::Message(Ok(Inbound::Leave)) => {
+                    return Err(gone(LeaveReason::Left, CLOSE_NORMAL));
                 }
-            }
-            event = events.recv() => {
-                let Some(event) = event else {
-                    return gone(LeaveReason::Disconnected, CLOSE_GOING_AWAY);
-                };
-                match outbound(event) {
-                    Ok(Some(message)) => {
-                        if !send(sink, &message).await {
-                            return gone(LeaveReason::Disconnected, CLOSE_GOING_AWAY);
-                        }
-                    }
-                    Ok(None) => {}
-                    Err((code, text, leave)) => {
-                        let _ = send(sink, &Outbound::error(&ProtocolError::new(code, text))).await;
-                        return gone(leave, CLOSE_GOING_AWAY);
+                Input::Message(Ok(Inbound::Join(_))) => {
+                    let error =
+                        ProtocolError::new(ErrorCode::AlreadyJoined, "already in the conference");
+                    connection.refuse(&error).await?;
+                }
+                Input::Message(Ok(Inbound::Signal(signal))) => {
+                    state.focus.signal(me.clone(), signal);
+                }
+                Input::Message(Ok(Inbound::Act(action))) => {
+                    if let Err(e) = state.focus.act(me.clone(), action).await {
+                        connection.refuse(&e.into()).await?;
                     }
                 }
-            }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > SILENCE_LIMIT || !ping_client(sink).await {
-                    return gone(LeaveReason::Disconnected, CLOSE_GOING_AWAY);
-                }
+                Input::Message(Err(error)) => connection.refuse(&error).await?,
+                Input::Event(event) => match Delivery::from(event) {
+                    Delivery::Send(message) => connection.send(&message).await?,
+                    Delivery::Nothing => {}
+                    Delivery::Ends(ending) => {
+                        return connection.end(ending, CLOSE_GOING_AWAY).await;
+                    }
+                },
             }
         }
+    }
+    .await;
+    match ended {
+        Ok(never) => match never {},
+        Err(outcome) => outcome,
     }
 }
 
