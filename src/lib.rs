@@ -19,8 +19,6 @@ pub mod server;
 pub mod sfu;
 /// HTTP: web client, API, WebSocket signalling.
 pub mod signalling;
-/// Simulated participants (real WebRTC peers) for tests and the load tool.
-pub mod simulated;
 /// Aggregate counts: metrics and usage.
 pub mod stats;
 /// Durable state in SQLite: hosts, sessions, rooms.

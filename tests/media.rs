@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestServer, eventually, eventually_async};
-use zaal::simulated::{SimOptions, SimulatedParticipant};
+use zaal_sim::{SimOptions, SimulatedParticipant};
 
 async fn join(server: &TestServer, room: &str, name: &str) -> SimulatedParticipant {
     SimulatedParticipant::join(SimOptions::new(&server.base, room, name))

@@ -11,7 +11,7 @@ use common::relay::ShapingRelay;
 use common::{TestServer, eventually, eventually_async, media_flows};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-use zaal::simulated::{SimOptions, SimulatedParticipant};
+use zaal_sim::{SimOptions, SimulatedParticipant};
 
 /// Someone talking into a headset, in −dBov.
 const TALKING: u8 = 30;

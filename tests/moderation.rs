@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::{TestServer, eventually, media_flows};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use zaal::simulated::{Observed, SimOptions, SimulatedParticipant};
+use zaal_sim::{Observed, SimOptions, SimulatedParticipant};
 
 const SECRET: &str = "a-shared-secret-between-zaal-and-the-rooster";
 

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use common::{TestServer, eventually};
 use serde_json::Value;
-use zaal::simulated::{SimOptions, SimulatedParticipant};
+use zaal_sim::{SimOptions, SimulatedParticipant};
 
 const PROBE_NAME: &str = "Probe Ödegaard-7731";
 const PROBE_IP: &str = "127.0.0.23";

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{TestServer, eventually, media_flows};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-use zaal::simulated::{SimOptions, SimulatedParticipant};
+use zaal_sim::{SimOptions, SimulatedParticipant};
 
 async fn join(server: &TestServer, name: &str) -> SimulatedParticipant {
     SimulatedParticipant::join(SimOptions::new(&server.base, "klas", name))
@@ -74,7 +74,7 @@ async fn chat_reaches_everyone_or_one() {
     a.send_raw(Message::text(
         json!({"type": "chat", "text": "alleen voor jou", "to": b.id}).to_string(),
     ));
-    let chats = |o: &zaal::simulated::Observed| {
+    let chats = |o: &zaal_sim::Observed| {
         o.messages
             .iter()
             .filter(|m| m["type"] == "chat")

@@ -9,7 +9,7 @@ use common::{TestServer, eventually};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use zaal::simulated::{SimOptions, SimulatedParticipant};
+use zaal_sim::{SimOptions, SimulatedParticipant};
 
 /// A small deterministic generator, so a failure can be replayed.
 struct XorShift(u64);

@@ -244,7 +244,7 @@ impl Drop for TestServer {
 }
 
 /// Waits until `receiver` gets fresh audio and video from `publisher` (20 packets of each).
-pub async fn media_flows(receiver: &zaal::simulated::SimulatedParticipant, publisher: &str) {
+pub async fn media_flows(receiver: &zaal_sim::SimulatedParticipant, publisher: &str) {
     let before = receiver.received_from(publisher);
     eventually("media to flow", Duration::from_secs(15), || {
         let now = receiver.received_from(publisher);

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use serde_json::json;
 use zaal::focus::RoomName;
-use zaal::simulated::{SimOptions, SimulatedParticipant};
 use zaal::store::Store;
+use zaal_sim::{SimOptions, SimulatedParticipant};
 
 #[derive(Parser, Debug)]
 #[command(
