@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+step "Vendored crates: published source plus vendor/patches reproduce vendor/"
+bash vendor/check-patches.sh
+
 step "Rust: unit and integration tests (release build)"
 cargo test --release --locked
 
