@@ -13,6 +13,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod tls;
+
+pub use tls::{AcmeSettings, CertificateSource, LETS_ENCRYPT, RawTls, TlsSettings, url_host};
+
 /// The embedded defaults: the contract of every key.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -42,6 +46,7 @@ pub enum IpMode {
 #[serde(deny_unknown_fields)]
 pub struct RawSettings {
     pub http: RawHttp,
+    pub tls: RawTls,
     pub media: RawMedia,
     pub data: RawDir,
     pub logs: RawDir,
@@ -58,6 +63,7 @@ pub struct RawHttp {
     pub listen: String,
     pub public_url: String,
     pub trusted_proxies: Vec<String>,
+    pub redirect_listen: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,6 +148,7 @@ impl std::fmt::Debug for RawAuth {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub http: HttpSettings,
+    pub tls: TlsSettings,
     pub media: MediaSettings,
     pub data_dir: PathBuf,
     pub logs_dir: PathBuf,
@@ -319,6 +326,13 @@ impl Settings {
             }
         };
         let trusted_proxies = ip_list("http.trusted_proxies", &raw.http.trusted_proxies)?;
+        let tls = tls::tls_settings(
+            &raw.tls,
+            &raw.http.redirect_listen,
+            listen,
+            public_url.as_deref(),
+            !trusted_proxies.is_empty(),
+        )?;
         let bind = raw
             .media
             .bind
@@ -430,6 +444,7 @@ impl Settings {
                 public_url,
                 trusted_proxies,
             },
+            tls,
             media: MediaSettings {
                 udp_port: raw.media.udp_port,
                 bind,
@@ -455,7 +470,7 @@ impl Settings {
     }
 
     /// The address participants use: `http.public_url`, or one derived from the address the
-    /// server is bound to.
+    /// server is bound to (https:// when the server itself speaks TLS).
     pub fn public_url(&self, bound: SocketAddr) -> String {
         if let Some(url) = &self.http.public_url {
             return url.clone();
@@ -465,7 +480,8 @@ impl Settings {
             SocketAddr::V4(v4) => v4.ip().to_string(),
             SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
         };
-        format!("http://{host}:{}", bound.port())
+        let scheme = if self.tls.enabled() { "https" } else { "http" };
+        format!("{scheme}://{host}:{}", bound.port())
     }
 
     /// The effective configuration in the same TOML shape as `config/default.toml`, with the

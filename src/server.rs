@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::Settings;
 use crate::focus::Focus;
 use crate::sfu::{MediaConfig, Sfu};
+use crate::signalling::tls::{self, Tls, TlsError};
 use crate::signalling::{AppState, SharedThrottle, router};
 use crate::stats::usage::{Usage, UsageError};
 use crate::store::Store;
@@ -22,9 +23,15 @@ pub struct Server {
     /// The first address media is advertised on.
     pub media_addr: SocketAddr,
     pub public_url: String,
+    /// How the listener does TLS, for the operator; `None`: plain HTTP.
+    pub tls_summary: Option<String>,
+    /// The redirect listener's address, when there is one.
+    pub redirect_addr: Option<SocketAddr>,
     focus: Focus,
     shutdown: watch::Sender<bool>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
+    redirect: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _tls: Option<Tls>,
     purger: tokio::task::JoinHandle<()>,
     _sfu: Sfu,
 }
@@ -61,6 +68,8 @@ pub enum StartError {
     Usage(#[from] UsageError),
     #[error("cannot start the media port: {0}")]
     Media(std::io::Error),
+    #[error("{0}")]
+    Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Http {
         addr: SocketAddr,
@@ -87,6 +96,7 @@ impl Server {
         )
         .map_err(StartError::Media)?;
         let media_addr = sfu.candidates()[0];
+        let tls = Tls::start(&settings.tls, &settings.data_dir)?;
         let focus = Focus::start(settings.focus, usage, sfu.handle(), sfu_events_rx);
         let listener = TcpListener::bind(settings.http.listen)
             .await
@@ -99,6 +109,18 @@ impl Server {
             source,
         })?;
         let public_url = settings.public_url(http_addr);
+        let redirect_listener = match settings.tls.redirect_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Http { addr, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| StartError::Http { addr, source })?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
         let purger = {
             let settings = settings.clone();
             tokio::spawn(async move {
@@ -126,22 +148,47 @@ impl Server {
             logins,
             room_passwords,
         };
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let (shutdown, mut stop) = watch::channel(false);
-        let http = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stopping| *stopping).await;
-                })
-                .await
+        let app = router(state);
+        let (shutdown, stop) = watch::channel(false);
+        let redirect_addr = redirect_listener.as_ref().map(|(_, addr)| *addr);
+        let redirect = redirect_listener.map(|(listener, _)| {
+            let tokens = tls.as_ref().map(|t| t.http01.clone()).unwrap_or_default();
+            let routes = tls::redirect_router(&public_url, tokens)
+                .into_make_service_with_connect_info::<SocketAddr>();
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, routes)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|stopping| *stopping).await;
+                    })
+                    .await
+            })
         });
+        let http = match &tls {
+            Some(tls) => tokio::spawn(tls::serve(listener, tls.acceptor.clone(), app, stop)),
+            None => {
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
+                let mut stop = stop;
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.wait_for(|stopping| *stopping).await;
+                        })
+                        .await
+                })
+            }
+        };
         Ok(Self {
             http_addr,
             media_addr,
             public_url,
+            tls_summary: tls.as_ref().map(|t| t.summary.clone()),
+            redirect_addr,
             focus,
             shutdown,
             http,
+            redirect,
+            _tls: tls,
             purger,
             _sfu: sfu,
         })
@@ -153,5 +200,8 @@ impl Server {
         self.focus.shutdown().await;
         let _ = self.shutdown.send(true);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.http).await;
+        if let Some(redirect) = self.redirect {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), redirect).await;
+        }
     }
 }

@@ -58,6 +58,17 @@ pub fn run(settings: Settings) -> ExitCode {
             server.public_url,
             server.media_addr
         );
+        match &server.tls_summary {
+            Some(summary) => say!("{summary}."),
+            None => say!(
+                "HTTPS is off (plain HTTP, for localhost or behind a TLS-terminating proxy): set \
+                 tls.cert and tls.key, tls.self_signed = true, or an https:// http.public_url \
+                 for certificates from ACME to turn it on."
+            ),
+        }
+        if let Some(addr) = server.redirect_addr {
+            say!("Redirecting plain HTTP on {addr} to {}.", server.public_url);
+        }
         if let Err(e) = offer_setup_link(&data_dir, &server.public_url, setup_ttl) {
             eprintln!("zaal: {e}");
         }

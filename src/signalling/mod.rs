@@ -14,6 +14,7 @@ mod pages;
 pub mod protocol;
 mod rate;
 mod throttle;
+pub mod tls;
 mod ws;
 
 pub use throttle::SharedThrottle;
@@ -90,7 +91,10 @@ pub fn router(state: AppState) -> Router {
         .route("/{room}", get(pages::room_page))
         .fallback(pages::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
 }
@@ -129,9 +133,19 @@ async fn websocket(
 /// What a signalling connection's read buffer starts with.
 const READ_BUFFER_BYTES: usize = 8 * 1024;
 
-async fn security_headers(request: Request, next: Next) -> Response {
+/// HSTS on responses over Zaal's own TLS: a year, and for this host only (a school's other
+/// sites on sibling names are not Zaal's to decide for).
+const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
+
+async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if state.settings.tls.enabled() {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
+        );
+    }
     let set = |headers: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };

@@ -286,3 +286,14 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Everything one log stream holds so far (all its hourly files under `logs`).
+pub fn read_stream(logs: &std::path::Path, stream: &str) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(logs).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(stream) {
+            text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+    }
+    text
+}

@@ -72,6 +72,8 @@ pub struct SimOptions {
     pub simulcast: bool,
     /// Send media to this address instead of the server's candidates (a relay in between).
     pub media_relay: Option<SocketAddr>,
+    /// For an `https://` server: the TLS client set-up that trusts its certificate.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl SimOptions {
@@ -92,6 +94,7 @@ impl SimOptions {
             resume: None,
             simulcast: false,
             media_relay: None,
+            tls: None,
         }
     }
 }

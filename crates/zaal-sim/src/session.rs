@@ -17,9 +17,13 @@ use rtc::sansio::Protocol;
 use serde_json::Value;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::either::Either;
 use zaal::signalling::protocol::{ClientMessage, Outbound, PROTOCOL_VERSION};
 
 use crate::media::{AUDIO_PAYLOAD, Media, Which, receive_available, via_relay};
@@ -30,7 +34,9 @@ const TICK: Duration = Duration::from_millis(20);
 /// The most server messages a participant keeps for the tests to read.
 const MAX_KEPT_MESSAGES: usize = 10_000;
 
-pub(crate) type WebSocket = WebSocketStream<TcpStream>;
+/// The signalling connection: plain, or TLS for an `https://` server.
+pub(crate) type Connection = Either<TcpStream, TlsStream<TcpStream>>;
+pub(crate) type WebSocket = WebSocketStream<Connection>;
 
 /// A client message as a WebSocket frame.
 pub(crate) fn text(message: &ClientMessage) -> Message {
@@ -81,7 +87,21 @@ pub(crate) async fn connect(options: &SimOptions) -> Result<(WebSocket, Entered)
         tokio::net::TcpSocket::new_v6()?
     };
     tcp.bind(SocketAddr::new(options.local_ip, 0))?;
-    let stream = tcp.connect(server_addr).await?;
+    let tcp = tcp.connect(server_addr).await?;
+    let stream: Connection = if options.server.starts_with("https://") {
+        let config = options
+            .tls
+            .clone()
+            .ok_or_else(|| SimError::Protocol("an https:// server needs SimOptions::tls".into()))?;
+        let name = host
+            .rsplit_once(':')
+            .map_or(host.as_str(), |(name, _)| name);
+        let name = ServerName::try_from(name.trim_matches(['[', ']']).to_string())
+            .map_err(|e| SimError::Protocol(e.to_string()))?;
+        Either::Right(TlsConnector::from(config).connect(name, tcp).await?)
+    } else {
+        Either::Left(tcp)
+    };
     let mut request = url.into_client_request()?;
     if let Some(cookie) = &options.session_cookie
         && let Ok(value) = cookie.parse()
