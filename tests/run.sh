@@ -12,6 +12,16 @@ step() { printf '\n== %s\n' "$*"; }
 step "Vendored crates: published source plus vendor/patches reproduce vendor/"
 bash vendor/check-patches.sh
 
+step "Test dependencies: curl, openssl, pebble (the ACME test server)"
+missing=()
+for tool in curl:curl openssl:openssl pebble:pebble ip:iproute2; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
 step "Rust: unit and integration tests (release build)"
 cargo test --release --locked
 
@@ -22,9 +32,6 @@ step "Browser tests: dependencies"
 if [ ! -x /usr/bin/chromium ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
-fi
-if ! command -v ip >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2
 fi
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 

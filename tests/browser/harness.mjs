@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +19,7 @@ import { chromium } from 'playwright-core';
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const ZAAL_BIN = path.resolve(REPO, process.env.ZAAL_BIN || 'target/release/zaal');
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const LISTENING = /listening on (http:\/\/\S+) .*media on udp (\S+):(\d+)/i;
+const LISTENING = /listening on (https?:\/\/\S+) .*media on udp (\S+):(\d+)/i;
 
 const CHROMIUM_ARGS = [
   '--no-sandbox',
@@ -107,11 +108,16 @@ function run(cmd, args, { env, input, timeoutMs }) {
 
 /** One `zaal serve` on ephemeral ports, with its own temporary data and log directories. */
 export class Zaal {
-  /** Adds the host accounts in `hosts` ({name: password}), then starts the server. */
-  static async start({ hosts = {} } = {}) {
+  /**
+   * Adds the host accounts in `hosts` ({name: password}), then starts the server with the
+   * extra environment `env`. `ca`: the PEM the test trusts the server's HTTPS certificate by.
+   */
+  static async start({ hosts = {}, env = {}, ca = null, tmp = null } = {}) {
     if (!fs.existsSync(ZAAL_BIN)) throw new Error(`no server binary at ${ZAAL_BIN} (build it, or set ZAAL_BIN)`);
     const zaal = new Zaal();
-    zaal.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'zaal-browser-'));
+    zaal.extraEnv = env;
+    zaal.ca = ca;
+    zaal.tmp = tmp ?? fs.mkdtempSync(path.join(os.tmpdir(), 'zaal-browser-'));
     log(`temp dir ${zaal.tmp}`);
     for (const [user, password] of Object.entries(hosts)) {
       await run(ZAAL_BIN, ['user', 'add', user], { env: zaal.env(), input: `${password}\n`, timeoutMs: 60000 });
@@ -128,6 +134,29 @@ export class Zaal {
     this.output = '';
     this.base = null; // e.g. http://127.0.0.1:39123
     this.mediaPort = null;
+    this.extraEnv = {};
+    this.ca = null;
+  }
+
+  /** An HTTP request to the server, over HTTPS with the test's trust when `ca` is set. */
+  async request(method, urlPath, { headers = {}, body = undefined } = {}) {
+    const url = `${this.base}${urlPath}`;
+    if (!this.ca) {
+      const res = await fetch(url, { method, headers, body });
+      return { status: res.status, text: await res.text(), cookies: res.headers.getSetCookie() };
+    }
+    return new Promise((resolve, reject) => {
+      const req = https.request(url, { method, headers, ca: this.ca }, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => {
+          const setCookie = res.headers['set-cookie'] ?? [];
+          resolve({ status: res.statusCode, text, cookies: Array.isArray(setCookie) ? setCookie : [setCookie] });
+        });
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   env() {
@@ -142,6 +171,7 @@ export class Zaal {
           ZAAL__HTTP__LISTEN: '127.0.0.1:0',
           ZAAL__MEDIA__UDP_PORT: '0',
           ZAAL__MEDIA__ADVERTISE_IPS: '127.0.0.1',
+          ...this.extraEnv,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -196,25 +226,23 @@ export class Zaal {
 
   /** Logs a host in through the API; resolves to the value of the session cookie. */
   async login(user, password) {
-    const res = await fetch(`${this.base}/api/login`, {
-      method: 'POST',
+    const res = await this.request('POST', '/api/login', {
       headers: { 'Content-Type': 'application/json', Origin: this.base },
       body: JSON.stringify({ username: user, password }),
     });
-    assert.equal(res.status, 200, `login failed: ${res.status} ${await res.text()}`);
-    const cookie = res.headers.getSetCookie().map((c) => c.split(';')[0]).find((c) => c.startsWith('zaal_session='));
+    assert.equal(res.status, 200, `login failed: ${res.status} ${res.text}`);
+    const cookie = res.cookies.map((c) => c.split(';')[0]).find((c) => c.startsWith('zaal_session='));
     assert.ok(cookie, 'login set no zaal_session cookie');
     return cookie.slice('zaal_session='.length);
   }
 
   /** Creates (or re-opens) a room as the host whose session this is. */
   async createRoom(session, name) {
-    const res = await fetch(`${this.base}/api/rooms`, {
-      method: 'POST',
+    const res = await this.request('POST', '/api/rooms', {
       headers: { 'Content-Type': 'application/json', Origin: this.base, Cookie: `zaal_session=${session}` },
       body: JSON.stringify({ name }),
     });
-    assert.ok([200, 201].includes(res.status), `creating room ${name} failed: ${res.status} ${await res.text()}`);
+    assert.ok([200, 201].includes(res.status), `creating room ${name} failed: ${res.status} ${res.text}`);
     log(`room "${name}" created`);
   }
 
@@ -241,10 +269,11 @@ export class Zaal {
  * any origin but the server's own are collected, for one assertion at the end.
  */
 export class Browser {
-  static async launch(base) {
+  /** `args`: Chromium flags beyond the usual ones (e.g. which certificate to trust). */
+  static async launch(base, { args = [] } = {}) {
     if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
     const b = new Browser(base);
-    b.browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    b.browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, ...args] });
     log(`Chromium ${b.browser.version()} started`);
     return b;
   }

@@ -32,7 +32,7 @@ const ORDER_PATIENCE: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AcmeError {
-    #[error("the ACME server at {directory}: {source}")]
+    #[error("the ACME server at {directory}: {}", causes(.source))]
     Server {
         directory: String,
         source: instant_acme::Error,
@@ -50,6 +50,21 @@ pub enum AcmeError {
     Certificate(#[from] super::certificates::CertificateError),
     #[error("the ACME server sent a certificate that cannot be used")]
     Unusable,
+}
+
+/// An error with everything it was caused by: an HTTP client's own message ("client error
+/// (Connect)") says little without the TLS or network error under it.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text = format!("{text}: {next}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// When a certificate valid from `not_before` to `not_after` (seconds since the epoch) is due

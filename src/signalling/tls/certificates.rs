@@ -112,8 +112,15 @@ pub fn acme_challenge(host: &str, digest: &[u8]) -> Result<Certified, Certificat
     let mut params = rcgen::CertificateParams::new(vec![host.to_string()])?;
     params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
     let cert = params.self_signed(&key)?;
-    certified(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
-        .map_err(|_| CertificateError::Parse("a challenge certificate just made".into()))
+    // Not through `certified`: its key check parses the certificate, and the parser refuses
+    // the critical acmeIdentifier extension that only the validation server reads.
+    let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes())
+        .map_err(|e| CertificateError::Parse(e.to_string()))?;
+    let signing = any_supported_type(&key).map_err(|e| CertificateError::Parse(e.to_string()))?;
+    Ok(Arc::new(CertifiedKey::new(
+        vec![cert.der().clone()],
+        signing,
+    )))
 }
 
 /// The SHA-256 fingerprint of a certificate, as browsers show it (`AB:CD:…`).
