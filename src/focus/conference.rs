@@ -56,6 +56,9 @@ pub(super) struct Bar {
 }
 
 pub(super) struct Conference {
+    /// The most members at once, whichever way they come in (`focus.max_participants`); the
+    /// waiting list holds at most as many.
+    pub capacity: usize,
     pub id: ConferenceId,
     pub room: RoomName,
     pub started: Instant,
@@ -94,8 +97,10 @@ impl Member {
 }
 
 impl Conference {
-    pub fn new(room: RoomName, now: Instant, opened: bool) -> Self {
+    /// A conference for at most `capacity` members, and as many waiting to come in.
+    pub fn new(room: RoomName, now: Instant, opened: bool, capacity: usize) -> Self {
         Self {
+            capacity,
             id: ConferenceId::random(),
             room,
             started: now,
@@ -637,8 +642,22 @@ impl Conference {
         Some((waiter, effects))
     }
 
-    /// Lets a waiter in as a participant and tells them.
+    /// Whether every seat is taken: nobody more comes in until someone leaves.
+    pub fn is_full(&self) -> bool {
+        self.members.len() >= self.capacity
+    }
+
+    /// Whether the waiting list is as long as the conference could ever take.
+    pub fn waiting_is_full(&self) -> bool {
+        self.waiting.len() >= self.capacity
+    }
+
+    /// Lets a waiter in as a participant and tells them; nothing while the conference is full
+    /// (the waiter stays where they are).
     pub fn admit_waiter(&mut self, now: Instant, id: &ParticipantId) -> Vec<Effect> {
+        if self.is_full() {
+            return Vec::new();
+        }
         let Some((w, mut effects)) = self.remove_waiter(id) else {
             return Vec::new();
         };
@@ -661,7 +680,9 @@ impl Conference {
         effects
     }
 
-    /// Everyone waiting for `reason`, let in.
+    /// Everyone waiting for `reason` let in, in the order they came, up to the capacity; those
+    /// beyond it are told the conference is full and sent away (they would otherwise wait for a
+    /// door that is already open).
     pub fn admit_all(&mut self, now: Instant, reason: WaitReason) -> Vec<Effect> {
         let ids: Vec<ParticipantId> = self
             .waiting
@@ -669,9 +690,22 @@ impl Conference {
             .filter(|w| w.reason == reason)
             .map(|w| w.id.clone())
             .collect();
-        ids.iter()
-            .flat_map(|id| self.admit_waiter(now, id))
-            .collect()
+        let mut effects = Vec::new();
+        for id in ids {
+            if self.is_full() {
+                if let Some((_, removed)) = self.remove_waiter(&id) {
+                    effects.push(Effect::Notify(
+                        id.clone(),
+                        ParticipantEvent::Ended(EndReason::ConferenceFull),
+                    ));
+                    effects.push(Effect::Forget(id));
+                    effects.extend(removed);
+                }
+            } else {
+                effects.extend(self.admit_waiter(now, &id));
+            }
+        }
+        effects
     }
 
     /// Ends the conference for everyone in it or waiting for it.

@@ -92,6 +92,8 @@ pub enum EndReason {
     Denied,
     /// A moderator ended the conference (or it ended while the participant waited).
     ConferenceEnded,
+    /// The doors opened while the participant waited, but every seat was taken.
+    ConferenceFull,
 }
 
 /// What a participant's session is told.
@@ -358,6 +360,8 @@ pub enum ActionError {
     NotAllowed,
     #[error("nobody with that id is in the conference")]
     UnknownParticipant,
+    #[error("the conference is full: nobody more can come in until someone leaves")]
+    ConferenceFull,
 }
 
 impl ActionError {
@@ -365,6 +369,7 @@ impl ActionError {
         match self {
             ActionError::NotAllowed => "not-allowed",
             ActionError::UnknownParticipant => "unknown-participant",
+            ActionError::ConferenceFull => "no-free-seat",
         }
     }
 }

@@ -29,6 +29,15 @@ pub struct Conferences {
     reconnect_grace: Duration,
 }
 
+/// Waiters sent away when the doors opened onto a full conference are no longer anyone's.
+fn forget_turned_away(room_of: &mut HashMap<ParticipantId, RoomName>, effects: &[Effect]) {
+    for effect in effects {
+        if let Effect::Forget(id) = effect {
+            room_of.remove(id);
+        }
+    }
+}
+
 impl Conferences {
     pub fn new(
         empty_grace: Duration,
@@ -139,15 +148,17 @@ impl Conferences {
                 None => (Err(JoinError::Unavailable), effects),
             };
         }
+        let max = self.max_participants;
         if !self.by_room.contains_key(&room) {
             if !room_exists {
                 return (refuse(JoinError::RoomNotFound, &mut effects), effects);
             }
             let opened = !self.wait_for_host;
-            self.by_room
-                .insert(room.clone(), Conference::new(room.clone(), now, opened));
+            self.by_room.insert(
+                room.clone(),
+                Conference::new(room.clone(), now, opened, max),
+            );
         }
-        let max = self.max_participants;
         let Some(c) = self.by_room.get_mut(&room) else {
             return (Err(JoinError::Unavailable), effects);
         };
@@ -174,7 +185,7 @@ impl Conferences {
                 return (refuse(reason, &mut effects), effects);
             }
         }
-        if c.members.len() >= max {
+        if c.is_full() {
             return (refuse(JoinError::ConferenceFull, &mut effects), effects);
         }
         let id = ParticipantId::random();
@@ -187,6 +198,10 @@ impl Conferences {
         } else {
             None
         };
+        if wait.is_some() && c.waiting_is_full() {
+            // More waiting than could ever come in is only memory for whoever sent them.
+            return (refuse(JoinError::ConferenceFull, &mut effects), effects);
+        }
         self.room_of.insert(id.clone(), room.clone());
         if let Some(reason) = wait {
             if reason == WaitReason::Lobby {
@@ -242,6 +257,7 @@ impl Conferences {
             // The host has arrived: everyone waiting for them comes in.
             let mut admitted = c.admit_all(now, WaitReason::Host);
             Self::log_admissions(c, &mut admitted);
+            forget_turned_away(&mut self.room_of, &admitted);
             effects.extend(admitted);
         }
         match joined {
@@ -376,6 +392,12 @@ impl Conferences {
                         refused(c, ActionError::UnknownParticipant),
                     );
                 }
+                if matches!(action, Action::Admit(_)) && c.is_full() {
+                    return (
+                        Err(ActionError::ConferenceFull),
+                        refused(c, ActionError::ConferenceFull),
+                    );
+                }
                 Some(target.clone())
             }
             _ => None,
@@ -421,6 +443,7 @@ impl Conferences {
                 if !enabled {
                     let mut admitted = c.admit_all(now, WaitReason::Lobby);
                     Self::log_admissions(c, &mut admitted);
+                    forget_turned_away(&mut self.room_of, &admitted);
                     effects.extend(admitted);
                 }
                 effects
@@ -625,5 +648,7 @@ impl Conferences {
     }
 }
 
+#[cfg(test)]
+mod admission_tests;
 #[cfg(test)]
 mod tests;

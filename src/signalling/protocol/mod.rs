@@ -60,6 +60,8 @@ pub enum ErrorCode {
     Denied,
     Removed,
     ConferenceEnded,
+    /// A moderator's `admit` into a conference without a free seat (the knock stays).
+    NoFreeSeat,
     Token(TokenError),
 }
 
@@ -90,6 +92,7 @@ impl ErrorCode {
             ErrorCode::Denied => "denied",
             ErrorCode::Removed => "removed",
             ErrorCode::ConferenceEnded => "conference-ended",
+            ErrorCode::NoFreeSeat => "no-free-seat",
             ErrorCode::Token(e) => e.code(),
         }
     }

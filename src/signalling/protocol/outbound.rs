@@ -278,6 +278,11 @@ impl From<EndReason> for Ending {
                 "the conference was ended",
                 LeaveReason::ConferenceEnded,
             ),
+            EndReason::ConferenceFull => (
+                ErrorCode::ConferenceFull,
+                "the conference is full",
+                LeaveReason::Left,
+            ),
         };
         Self {
             error: ProtocolError::new(code, text),
@@ -381,6 +386,7 @@ impl From<ActionError> for ProtocolError {
         let code = match e {
             ActionError::NotAllowed => ErrorCode::NotAllowed,
             ActionError::UnknownParticipant => ErrorCode::UnknownParticipant,
+            ActionError::ConferenceFull => ErrorCode::NoFreeSeat,
         };
         ProtocolError::new(code, e.to_string())
     }

@@ -304,6 +304,7 @@ export default {
   'live.self.needPermissionVideo': 'A moderator turned off your camera. Use “Ask for camera”.',
   'live.notAllowed': 'That is not allowed for you (any more).',
   'live.unknownParticipant': 'That person is no longer in the meeting.',
+  'live.noFreeSeat': 'The meeting is full: let someone in when a seat is free.',
   'live.mod.mutedAudio': 'You muted {name}',
   'live.mod.mutedVideo': 'You turned off the camera of {name}',
   'live.mod.allowedAudio': 'You allowed {name} to unmute',

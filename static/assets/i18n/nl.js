@@ -304,6 +304,7 @@ export default {
   'live.self.needPermissionVideo': 'Een moderator heeft je camera uitgezet. Gebruik “Camera vragen”.',
   'live.notAllowed': 'Dat mag jij (niet meer).',
   'live.unknownParticipant': 'Die persoon is niet meer in de vergadering.',
+  'live.noFreeSeat': 'De vergadering is vol: laat iemand binnen zodra er een plaats vrij is.',
   'live.mod.mutedAudio': 'Je hebt {name} gedempt',
   'live.mod.mutedVideo': 'Je hebt de camera van {name} uitgezet',
   'live.mod.allowedAudio': 'Je hebt {name} toegestaan te spreken',

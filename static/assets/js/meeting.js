@@ -313,6 +313,7 @@ export class Meeting {
   onError(msg) {
     if (msg.code === 'not-allowed') this.onNotAllowed();
     else if (msg.code === 'unknown-participant') announce('live.unknownParticipant');
+    else if (msg.code === 'no-free-seat') announce('live.noFreeSeat');
     else if (msg.code === 'media-failed' && this.mediaConnected && this.joinedOnce) {
       // The server gave up on our media before we could restart it; media did
       // work before, so this is a bad moment, not a blocked network: come
