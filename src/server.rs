@@ -147,6 +147,7 @@ impl Server {
             sfu_counters: sfu.counters(),
             logins,
             room_passwords,
+            password_checks: crate::signalling::PasswordChecks::new(),
         };
         let app = router(state);
         let (shutdown, stop) = watch::channel(false);

@@ -67,19 +67,27 @@ pub async fn login(
         &state.settings.http.trusted_proxies,
     );
     let account = credentials.username.trim().to_lowercase();
-    let keys = [format!("account:{account}"), format!("client:{client}")];
-    let wait = state.logins.wait_any(Instant::now(), &keys);
-    if !wait.is_zero() {
-        return Err(ApiError::TooManyAttempts(wait.as_secs().max(1)));
-    }
+    // By account and address together, and by address: guesses from one address slow down,
+    // and nobody elsewhere can lock a host out of their own account. The keys are reserved
+    // before the password is checked, so concurrent guesses cost one check.
+    let keys = vec![
+        format!("login:{account}|{client}"),
+        format!("client:{client}"),
+    ];
+    let attempt = state
+        .logins
+        .begin(Instant::now(), keys)
+        .map_err(|wait| ApiError::TooManyAttempts(wait.as_secs().max(1)))?;
     let Ok(host) = HostName::parse(&credentials.username) else {
-        state.logins.failed_all(Instant::now(), &keys);
+        attempt.failed(Instant::now());
         return Err(ApiError::InvalidCredentials);
     };
+    let permit = state.password_checks.try_acquire()?;
     let store = state.store.clone();
     let ttl = state.settings.auth.session_ttl;
     let checked = host.clone();
     let token = blocking(move || {
+        let _permit = permit;
         if store.check_password(&checked, &credentials.password)? {
             store.create_session(&checked, ttl).map(Some)
         } else {
@@ -89,11 +97,11 @@ pub async fn login(
     .await?;
     match token {
         Some(token) => {
-            state.logins.succeeded_all(&keys);
+            attempt.succeeded();
             Ok(logged_in(&state, &host, &token, StatusCode::OK))
         }
         None => {
-            state.logins.failed_all(Instant::now(), &keys);
+            attempt.failed(Instant::now());
             Err(ApiError::InvalidCredentials)
         }
     }
@@ -141,10 +149,18 @@ pub async fn setup(
     if request.token.len() > 128 {
         return Err(ApiError::SetupLinkInvalid);
     }
+    // The cheap check first: a link that is not valid costs no password hash.
+    let store = state.store.clone();
+    let token = request.token.clone();
+    if !blocking(move || store.setup_link_redeemable(&token)).await? {
+        return Err(ApiError::SetupLinkInvalid);
+    }
+    let permit = state.password_checks.try_acquire()?;
     let store = state.store.clone();
     let ttl = state.settings.auth.session_ttl;
     let created = host.clone();
     let token = blocking(move || {
+        let _permit = permit;
         if store.redeem_setup_link(&request.token, &created, &request.password)? {
             store.create_session(&created, ttl).map(Some)
         } else {

@@ -22,6 +22,8 @@ pub enum ApiError {
     PasswordTooShort,
     SetupLinkInvalid,
     TooManyAttempts(u64),
+    /// Every password check is taken: try again in a moment.
+    Busy,
     Forbidden,
     Internal,
 }
@@ -71,6 +73,17 @@ impl IntoResponse for ApiError {
                 "forbidden",
                 "this room belongs to someone else".to_string(),
             ),
+            ApiError::Busy => {
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, "1".to_string())],
+                    Json(json!({"error": {
+                        "code": "busy",
+                        "message": "the server is checking other passwords; try again in a moment",
+                    }})),
+                )
+                    .into_response();
+            }
             ApiError::TooManyAttempts(seconds) => {
                 return (
                     StatusCode::TOO_MANY_REQUESTS,

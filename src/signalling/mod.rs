@@ -52,6 +52,36 @@ pub struct AppState {
     pub logins: Arc<SharedThrottle>,
     /// Wrong room passwords, by room and client address.
     pub room_passwords: Arc<SharedThrottle>,
+    /// Password hashes computed at once (argon2 is slow and large on purpose).
+    pub password_checks: PasswordChecks,
+}
+
+/// At most a few password hashes at once: argon2 takes 19 MiB and tens of milliseconds each,
+/// so a burst of logins or setup redemptions must not turn into a burst of hashes.
+#[derive(Debug, Clone)]
+pub struct PasswordChecks(Arc<tokio::sync::Semaphore>);
+
+impl PasswordChecks {
+    /// Checks at once: two, so that a host logging in while another check runs gets through.
+    pub const AT_ONCE: usize = 2;
+
+    pub fn new() -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(Self::AT_ONCE)))
+    }
+
+    /// A permit for one hash, or [`api_error::ApiError::Busy`] for the client to retry.
+    fn try_acquire(&self) -> Result<tokio::sync::OwnedSemaphorePermit, api_error::ApiError> {
+        self.0
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| api_error::ApiError::Busy)
+    }
+}
+
+impl Default for PasswordChecks {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl AppState {

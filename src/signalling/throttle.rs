@@ -3,11 +3,14 @@
 //! After a failure, the next attempt for the same key (an account, a client address, a room)
 //! must wait `base`, doubling with each further failure up to `max`; a success clears the key.
 //! Attempts during the wait are refused without checking the password at all, so guessing costs
-//! time whatever the attacker does. Pure: the caller passes the instant. Addresses used as keys
+//! time whatever the attacker does. An attempt reserves its keys before the password is checked
+//! ([`SharedThrottle::begin`]): while one is being checked, a concurrent attempt with any of the
+//! same keys is refused too, so a burst of guesses costs one check, not one each. Pure: the caller passes the instant. Addresses used as keys
 //! live only in memory and are forgotten once their wait has long passed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Keys kept at most; beyond this the entries whose wait is over are dropped first.
@@ -24,6 +27,8 @@ pub struct Throttle<K> {
     base: Duration,
     max: Duration,
     entries: HashMap<K, Entry>,
+    /// Keys with an attempt being checked right now.
+    in_flight: HashSet<K>,
 }
 
 impl<K: Eq + Hash + Clone> Throttle<K> {
@@ -32,6 +37,29 @@ impl<K: Eq + Hash + Clone> Throttle<K> {
             base,
             max,
             entries: HashMap::new(),
+            in_flight: HashSet::new(),
+        }
+    }
+
+    /// Reserves `keys` for one attempt: refused (with the wait) while any of them waits after a
+    /// failure or has an attempt in flight. The reservation ends with [`Self::failed`],
+    /// [`Self::succeeded`] or [`Self::release`].
+    pub fn begin(&mut self, now: Instant, keys: &[K]) -> Result<(), Duration> {
+        let wait = self.wait(now, keys);
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        if keys.iter().any(|k| self.in_flight.contains(k)) {
+            return Err(self.base.max(Duration::from_secs(1)));
+        }
+        self.in_flight.extend(keys.iter().cloned());
+        Ok(())
+    }
+
+    /// Ends a reservation without a verdict (the check could not be made).
+    pub fn release(&mut self, keys: &[K]) {
+        for key in keys {
+            self.in_flight.remove(key);
         }
     }
 
@@ -46,6 +74,7 @@ impl<K: Eq + Hash + Clone> Throttle<K> {
 
     /// Records a failed attempt for every key.
     pub fn failed(&mut self, now: Instant, keys: &[K]) {
+        self.release(keys);
         if self.entries.len() >= MAX_KEYS {
             self.forget_expired(now);
         }
@@ -74,6 +103,7 @@ impl<K: Eq + Hash + Clone> Throttle<K> {
 
     /// Records a success: the keys start afresh.
     pub fn succeeded(&mut self, keys: &[K]) {
+        self.release(keys);
         for key in keys {
             self.entries.remove(key);
         }
@@ -126,11 +156,89 @@ impl SharedThrottle {
     pub fn succeeded_all(&self, keys: &[String]) {
         self.lock().succeeded(keys);
     }
+
+    /// Reserves `keys` for one attempt (see [`Throttle::begin`]); `Err` is how long to wait.
+    /// Dropping the attempt without a verdict releases the keys.
+    pub fn begin(self: &Arc<Self>, now: Instant, keys: Vec<String>) -> Result<Attempt, Duration> {
+        self.lock().begin(now, &keys)?;
+        Ok(Attempt {
+            throttle: self.clone(),
+            keys,
+            done: false,
+        })
+    }
+}
+
+/// One reserved attempt: it ends with its verdict, or released if dropped without one.
+#[derive(Debug)]
+pub struct Attempt {
+    throttle: Arc<SharedThrottle>,
+    keys: Vec<String>,
+    done: bool,
+}
+
+impl Attempt {
+    pub fn failed(mut self, now: Instant) {
+        self.done = true;
+        self.throttle.lock().failed(now, &self.keys);
+    }
+
+    pub fn succeeded(mut self) {
+        self.done = true;
+        self.throttle.lock().succeeded(&self.keys);
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if !self.done {
+            self.throttle.lock().release(&self.keys);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attempt_in_flight_holds_off_concurrent_ones_with_any_shared_key() {
+        let t0 = Instant::now();
+        let shared = Arc::new(SharedThrottle::new(
+            Duration::from_secs(1),
+            Duration::from_secs(8),
+        ));
+        let keys = |account: &str, client: &str| {
+            vec![
+                format!("login:{account}|{client}"),
+                format!("client:{client}"),
+            ]
+        };
+        let first = shared.begin(t0, keys("juf", "192.0.2.1")).unwrap();
+        assert!(
+            shared.begin(t0, keys("juf", "192.0.2.1")).is_err(),
+            "the same guess again"
+        );
+        assert!(
+            shared.begin(t0, keys("meester", "192.0.2.1")).is_err(),
+            "another account, same address"
+        );
+        let elsewhere = shared.begin(t0, keys("juf", "198.51.100.9")).unwrap();
+        elsewhere.succeeded();
+        first.failed(t0);
+        assert!(
+            shared.begin(t0, keys("juf", "192.0.2.1")).is_err(),
+            "waiting after the failure"
+        );
+        assert!(
+            shared.begin(t0, keys("juf", "198.51.100.9")).is_ok(),
+            "the account itself is not locked for other addresses"
+        );
+        // An attempt dropped without a verdict frees its keys.
+        let later = t0 + Duration::from_secs(2);
+        drop(shared.begin(later, keys("juf", "192.0.2.1")).unwrap());
+        assert!(shared.begin(later, keys("juf", "192.0.2.1")).is_ok());
+    }
 
     #[test]
     fn each_failure_doubles_the_wait_up_to_the_maximum() {

@@ -194,6 +194,15 @@ fn register_quality(registry: &mut Registry, q: &QualityFigures) {
         gauge(&q.video_published_bps),
     );
     registry.register(
+        "password_hashes",
+        "Password hashes computed (argon2: host logins, checks and new passwords)",
+        {
+            let c = Counter::<u64>::default();
+            c.inc_by(crate::store::password_hashes());
+            c
+        },
+    );
+    registry.register(
         "video_forwarded_bps",
         "Video bitrate forwarded to receivers now, in bit/s",
         gauge(&q.video_forwarded_bps),

@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
-pub use hosts::{HostInfo, HostName, HostNameError, MIN_PASSWORD_LEN};
+pub use hosts::{HostInfo, HostName, HostNameError, MIN_PASSWORD_LEN, password_hashes};
 pub use rooms::RoomCreated;
 
 /// The database file's name inside `data.dir`.

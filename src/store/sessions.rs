@@ -86,6 +86,24 @@ impl Store {
         Ok(true)
     }
 
+    /// Whether `token` is an unexpired setup link while no host exists: what a redemption needs,
+    /// checked without hashing anything.
+    pub fn setup_link_redeemable(&self, token: &str) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let hosts: i64 = conn.query_row("SELECT COUNT(*) FROM hosts", [], |r| r.get(0))?;
+        if hosts > 0 {
+            return Ok(false);
+        }
+        let found: Option<i64> = conn
+            .query_row(
+                "SELECT 1 FROM setup_links WHERE digest = ?1 AND expires > ?2",
+                params![token_digest(token), unix_now()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(found.is_some())
+    }
+
     /// Whether an unexpired setup link exists (so a restart does not print a new one needlessly).
     pub fn setup_link_pending(&self) -> Result<bool, StoreError> {
         let found: Option<i64> = self
