@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{HOST, TestServer};
+use common::{HOST, TestServer, post_from};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -21,18 +21,6 @@ async fn post(
 }
 
 /// A POST from a given loopback address (the login throttle counts per client address).
-async fn post_from(from: &str, server: &TestServer, path: &str, body: Value) -> reqwest::Response {
-    reqwest::Client::builder()
-        .local_address(from.parse::<std::net::IpAddr>().unwrap())
-        .build()
-        .unwrap()
-        .post(server.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn get(server: &TestServer, path: &str) -> reqwest::Response {
     reqwest::get(server.url(path)).await.unwrap()
 }

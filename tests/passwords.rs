@@ -7,15 +7,8 @@ use common::{HOST, PASSWORD, TestServer};
 use serde_json::{Value, json};
 
 async fn post_from(from: &str, server: &TestServer, path: &str, body: Value) -> u16 {
-    reqwest::Client::builder()
-        .local_address(from.parse::<std::net::IpAddr>().unwrap())
-        .build()
-        .unwrap()
-        .post(server.url(path))
-        .json(&body)
-        .send()
+    common::post_from(from, server, path, body)
         .await
-        .unwrap()
         .status()
         .as_u16()
 }

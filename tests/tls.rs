@@ -155,7 +155,6 @@ async fn a_self_signed_trial_serves_everything_over_https_and_refuses_old_tls_an
             .contains("strict-transport-security: max-age="),
         "{headers}"
     );
-    assert!(headers.contains("zaal_session") || !headers.contains("set-cookie"));
     // Plain HTTP on the TLS port gets no page, and TLS before 1.2 no session.
     let addr = server.base.trim_start_matches("https://").to_string();
     let (plain, body) = curl(&[&format!("http://{addr}/healthz")]);

@@ -292,6 +292,24 @@ where
     }
 }
 
+/// A JSON POST from the local address `from` (a loopback address of the test's choosing).
+pub async fn post_from(
+    from: &str,
+    server: &TestServer,
+    path: &str,
+    body: serde_json::Value,
+) -> reqwest::Response {
+    reqwest::Client::builder()
+        .local_address(from.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+        .post(server.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Everything one log stream holds so far (all its hourly files under `logs`).
 pub fn read_stream(logs: &std::path::Path, stream: &str) -> String {
     let mut text = String::new();
