@@ -5,6 +5,7 @@
 //! tap and congestion control in the interceptor chain), and the host candidates every
 //! connection, server or simulated client, announces. No I/O: it builds sans-I/O connections.
 
+use super::demux::IceCredentials;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,13 +42,17 @@ const ICE_KEEPALIVE: Duration = Duration::from_secs(2);
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 const SDES_MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 
-/// An ICE username fragment for a new connection that `taken` does not know yet (RFC 8445 asks
-/// for at least 24 bits of randomness; these have 95, so a second draw is all but unheard of).
-pub fn unused_ufrag(taken: impl Fn(&str) -> bool) -> String {
+/// ICE credentials for a new connection, with a username fragment that `taken` does not know
+/// yet (RFC 8445 asks for at least 24 bits of randomness; these have 95, so a second draw is all
+/// but unheard of) and a password of 190 bits.
+pub fn new_ice_credentials(taken: impl Fn(&str) -> bool) -> IceCredentials {
     loop {
-        let candidate = random_string(16);
-        if !taken(&candidate) {
-            return candidate;
+        let ufrag = random_string(16);
+        if !taken(&ufrag) {
+            return IceCredentials {
+                ufrag,
+                pwd: random_string(32),
+            };
         }
     }
 }
@@ -139,7 +144,7 @@ fn media_engine() -> Result<MediaEngine, RtcError> {
 /// Builds a participant's server-side connection with its ICE candidates already added.
 pub fn build_connection(
     now: Instant,
-    ufrag: &str,
+    credentials: &IceCredentials,
     candidates: &[SocketAddr],
     downlink: Arc<DownlinkReadings>,
 ) -> Result<RTCPeerConnection, RtcError> {
@@ -159,7 +164,7 @@ pub fn build_connection(
         );
     let settings = SettingEngineBuilder::new()
         .with_lite(true)
-        .with_ice_credentials(ufrag.to_string(), random_string(32))
+        .with_ice_credentials(credentials.ufrag.clone(), credentials.pwd.clone())
         .with_answering_dtls_role(RTCDtlsRole::Server)
         .with_srtp_protection_profiles(vec![
             SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,

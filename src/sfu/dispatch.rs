@@ -38,8 +38,15 @@ impl Dispatch {
                 .is_some_and(|w| w.send(command).is_ok())
         };
         // The reading worker routes datagrams; it is the first.
-        let route =
-            |ufrag: String, worker: Option<usize>| to(0, WorkerCommand::Route { ufrag, worker });
+        let route = |credentials, worker| {
+            to(
+                0,
+                WorkerCommand::Route {
+                    credentials,
+                    worker,
+                },
+            )
+        };
         let mut assignments = match self.assignments.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -58,23 +65,23 @@ impl Dispatch {
                             participant: participant.clone(),
                         }),
                     );
-                    route(old.ufrag, None);
+                    route(old.credentials, None);
                 }
                 // The route first: no STUN can name the ufrag before the worker has answered
                 // the client's offer with it.
-                route(placed.ufrag.clone(), Some(placed.worker));
+                route(placed.credentials.clone(), Some(placed.worker));
                 to(
                     placed.worker,
                     WorkerCommand::AddPeer {
                         participant,
                         signals,
-                        ufrag: placed.ufrag,
+                        credentials: placed.credentials,
                     },
                 )
             }
             SfuCommand::RemovePeer { participant } => match assignments.remove(&participant) {
                 Some(placed) => {
-                    route(placed.ufrag, None);
+                    route(placed.credentials, None);
                     to(
                         placed.worker,
                         WorkerCommand::Peer(SfuCommand::RemovePeer { participant }),

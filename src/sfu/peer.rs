@@ -2,6 +2,7 @@
 //! negotiation state, the tracks it publishes and receives, and its downlink's figures. Plain
 //! data: the core (`super::core`) drives it.
 
+use super::demux::IceCredentials;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,13 +93,14 @@ impl Peer {
         now: Instant,
         participant: ParticipantId,
         candidates: &[SocketAddr],
-        ufrag: String,
+        credentials: &IceCredentials,
     ) -> Result<Self, RtcError> {
         let downlink = Arc::new(DownlinkReadings::default());
-        let pc = super::connection::build_connection(now, &ufrag, candidates, downlink.clone())?;
+        let pc =
+            super::connection::build_connection(now, credentials, candidates, downlink.clone())?;
         Ok(Self {
             participant,
-            ufrag,
+            ufrag: credentials.ufrag.clone(),
             pc,
             negotiation: Negotiation::AwaitingClientOffer,
             needs_offer: false,

@@ -7,6 +7,7 @@
 //! clock. Under load the socket is readable on almost every turn, so timers run whenever they
 //! are due, not only when nothing else is ready.
 
+use super::demux::IceCredentials;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -35,14 +36,15 @@ pub enum WorkerCommand {
     AddPeer {
         participant: ParticipantId,
         signals: SignalSink,
-        ufrag: String,
+        credentials: IceCredentials,
     },
     /// Any other command about a connection on this worker (never `AddPeer`, which the
     /// dispatch turns into the variant above).
     Peer(SfuCommand),
-    /// For the first worker's router: the connection with this ufrag is on `worker`, or gone.
+    /// For the first worker's router: the connection with these credentials is on `worker`,
+    /// or gone.
     Route {
-        ufrag: String,
+        credentials: IceCredentials,
         worker: Option<usize>,
     },
 }
@@ -182,10 +184,10 @@ impl Worker {
             WorkerCommand::AddPeer {
                 participant,
                 signals,
-                ufrag,
+                credentials,
             } => {
                 self.sinks.insert(participant.clone(), signals);
-                self.core.add_peer(now, participant, ufrag);
+                self.core.add_peer(now, participant, credentials);
             }
             WorkerCommand::Peer(command) => match command {
                 SfuCommand::RemovePeer { participant } => {
@@ -209,11 +211,14 @@ impl Worker {
                 } => self.core.set_plan(now, &participant, publishers),
                 SfuCommand::AddPeer { .. } => {}
             },
-            WorkerCommand::Route { ufrag, worker } => {
+            WorkerCommand::Route {
+                credentials,
+                worker,
+            } => {
                 if let Input::Socket { router, .. } = &mut self.input {
                     match worker {
-                        Some(worker) => router.add(ufrag, worker),
-                        None => router.remove(&ufrag),
+                        Some(worker) => router.add(credentials, worker),
+                        None => router.remove(&credentials.ufrag),
                     }
                 }
             }

@@ -11,15 +11,15 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use super::connection::unused_ufrag;
-use super::demux::Directory;
+use super::connection::new_ice_credentials;
+use super::demux::{Directory, IceCredentials};
 use crate::ids::{ConferenceId, ParticipantId};
 
 /// Where one participant's connection lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
     pub worker: usize,
-    pub ufrag: String,
+    pub credentials: IceCredentials,
 }
 
 /// Conferences and participants on workers, as the SFU's handle places them.
@@ -65,8 +65,12 @@ impl Assignments {
         };
         self.load[worker] += 1;
         let participants = &self.participants;
-        let ufrag = unused_ufrag(|u| participants.values().any(|(p, _)| p.ufrag == u));
-        let placement = Placement { worker, ufrag };
+        let credentials =
+            new_ice_credentials(|u| participants.values().any(|(p, _)| p.credentials.ufrag == u));
+        let placement = Placement {
+            worker,
+            credentials,
+        };
         self.participants
             .insert(participant.clone(), (placement.clone(), conference.clone()));
         (placement, old)
@@ -114,15 +118,16 @@ impl Router {
         }
     }
 
-    /// A connection with this ICE username fragment lives on `worker`.
-    pub fn add(&mut self, ufrag: String, worker: usize) {
+    /// A connection with these ICE credentials lives on `worker`.
+    pub fn add(&mut self, credentials: IceCredentials, worker: usize) {
         if self.workers <= 1 {
             return;
         }
-        self.remove(&ufrag);
+        self.remove(&credentials.ufrag);
         let route = self.next_route;
         self.next_route += 1;
-        self.directory.insert_peer(ufrag.clone(), route);
+        let ufrag = credentials.ufrag.clone();
+        self.directory.insert_peer(credentials, route);
         self.worker_of.insert(route, worker);
         self.by_ufrag.insert(ufrag, route);
     }
@@ -153,19 +158,19 @@ mod tests {
         ParticipantId::parse(&format!("{s:-<12}")).unwrap()
     }
 
-    /// A STUN binding request addressed to `ufrag` (USERNAME `ufrag:client`).
+    const PWD: &str = "a-password-of-thirty-two-letters";
+
+    /// A STUN binding request addressed to `ufrag` (USERNAME `ufrag:client`), signed.
     fn stun(ufrag: &str) -> Vec<u8> {
-        let username = format!("{ufrag}:abcd");
-        let padded = (username.len() + 3) & !3;
-        let mut d = vec![0x00, 0x01];
-        d.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
-        d.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
-        d.extend_from_slice(&[7; 12]);
-        d.extend_from_slice(&[0x00, 0x06]);
-        d.extend_from_slice(&(username.len() as u16).to_be_bytes());
-        d.extend_from_slice(username.as_bytes());
-        d.resize(20 + 4 + padded, 0);
-        d
+        let request = crate::sfu::demux::requests::stun_without_integrity(&format!("{ufrag}:abcd"));
+        crate::sfu::demux::requests::signed(request, PWD)
+    }
+
+    fn credentials(ufrag: &str) -> IceCredentials {
+        IceCredentials {
+            ufrag: ufrag.into(),
+            pwd: PWD.into(),
+        }
     }
 
     #[test]
@@ -182,7 +187,7 @@ mod tests {
         assert_eq!(again.worker, 1, "with its conference");
         let ufrags: std::collections::HashSet<_> = [&first, &second, &third, &other, &again]
             .iter()
-            .map(|p| p.ufrag.clone())
+            .map(|p| p.credentials.ufrag.clone())
             .collect();
         assert_eq!(ufrags.len(), 5, "every connection has its own ufrag");
         assert_eq!(a.worker_of(&id("b2")), Some(1));
@@ -206,15 +211,18 @@ mod tests {
         let (moved, old) = a.place(&id("c1"), &k2);
         assert_eq!(moved.worker, 1);
         assert_eq!(old.map(|p| p.worker), Some(0));
-        assert_ne!(moved.ufrag, c.ufrag, "a new connection, a new ufrag");
+        assert_ne!(
+            moved.credentials.ufrag, c.credentials.ufrag,
+            "a new connection, a new ufrag"
+        );
         assert_eq!(a.load, vec![0, 2]);
     }
 
     #[test]
     fn stun_routes_by_ufrag_and_teaches_the_address_for_what_follows() {
         let mut r = Router::new(2);
-        r.add("aaaaaaaaaaaaaaaa".into(), 0);
-        r.add("bbbbbbbbbbbbbbbb".into(), 1);
+        r.add(credentials("aaaaaaaaaaaaaaaa"), 0);
+        r.add(credentials("bbbbbbbbbbbbbbbb"), 1);
         let alice: SocketAddr = "192.0.2.1:5000".parse().unwrap();
         let bob: SocketAddr = "192.0.2.2:5000".parse().unwrap();
         let srtp = [0x80u8, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 9, 9];

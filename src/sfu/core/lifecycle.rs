@@ -6,6 +6,7 @@
 //! when ICE or DTLS fail the focus is told ([`SfuEvent::PeerGone`]) once. The bridge stream gets
 //! state changes by participant identifier only.
 
+use crate::sfu::demux::IceCredentials;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -28,20 +29,24 @@ const ALLOCATION_TICKS: u32 = 5;
 impl Core {
     /// Creates a participant's connection with the ICE username fragment it was given; a
     /// connection the participant had here before is closed first.
-    pub fn add_peer(&mut self, now: Instant, participant: ParticipantId, ufrag: String) {
+    pub fn add_peer(
+        &mut self,
+        now: Instant,
+        participant: ParticipantId,
+        credentials: IceCredentials,
+    ) {
         if let Some(&old) = self.by_participant.get(&participant) {
             self.remove_peer(now, old);
         }
-        match Peer::new(now, participant.clone(), &self.candidates, ufrag) {
+        match Peer::new(now, participant.clone(), &self.candidates, &credentials) {
             Ok(peer) => {
                 info!(
                     target: BRIDGE,
                     event = "peer-created",
                     participant = %peer.participant,
                 );
-                let ufrag = peer.ufrag.clone();
                 let key = self.peers.insert(peer);
-                self.directory.insert_peer(ufrag, key);
+                self.directory.insert_peer(credentials, key);
                 self.by_participant.insert(participant, key);
                 self.count_peers();
                 self.touch(key);

@@ -15,6 +15,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use super::{Core, Output, Transmit, Transport};
 use crate::ids::ParticipantId;
 use crate::sfu::counters::SfuCounters;
+use crate::sfu::demux::IceCredentials;
 use crate::sfu::{ClientSignal, SfuEvent};
 use client::Client;
 
@@ -65,8 +66,11 @@ impl Net {
         let port = 20_000 + self.clients.len() as u16;
         let addr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), port);
         let mut client = Client::new(self.now, id.clone(), addr, simulcast);
-        self.core
-            .add_peer(self.now, id.clone(), format!("ufrag{port:0>11}"));
+        let credentials = IceCredentials {
+            ufrag: format!("ufrag{port:0>11}"),
+            pwd: format!("password-of-the-connection-{port}"),
+        };
+        self.core.add_peer(self.now, id.clone(), credentials);
         let offer = client.offer(self.now);
         self.clients.push(client);
         self.core.handle_signal(self.now, &id, offer);
@@ -430,4 +434,38 @@ fn a_peer_that_vanishes_is_reported_gone_and_the_others_go_on() {
     }
     assert!(net.core.peers.len() == 2);
     assert!(!net.core.by_participant.contains_key(&gone));
+}
+
+#[test]
+fn stun_that_names_a_participant_without_their_password_moves_nothing() {
+    let mut net = Net::new();
+    let ids: Vec<ParticipantId> = (0..2).map(|_| net.join(false)).collect();
+    net.everyone_receives_everyone();
+    net.settle();
+    // Anyone on the path saw the first participant's ufrag in the clear: four binding requests
+    // naming it (as many addresses as a connection may hold), from addresses of their own.
+    let victim = net.client(&ids[0]).addr;
+    let ufrag = format!("ufrag{:0>11}", victim.port());
+    let forged = crate::sfu::demux::requests::stun_without_integrity(&format!("{ufrag}:evil"));
+    for port in 0..4u16 {
+        let from = SocketAddr::new(
+            IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 66)),
+            40_000 + port,
+        );
+        net.core
+            .handle_datagram(net.now, Transport::Udp, from, Some(SERVER.ip()), &forged);
+    }
+    net.shuttle();
+    net.clear();
+    net.run(Duration::from_secs(1));
+    for (a, b) in [(&ids[0], &ids[1]), (&ids[1], &ids[0])] {
+        assert!(
+            !net.client(a).from(b, true).is_empty(),
+            "video keeps flowing"
+        );
+        assert!(
+            !net.client(a).from(b, false).is_empty(),
+            "audio keeps flowing"
+        );
+    }
 }
