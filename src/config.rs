@@ -13,8 +13,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod limits;
+mod origins;
 mod tls;
 
+pub use limits::{LimitSettings, RawLimits};
+pub use origins::web_origin;
 pub use tls::{AcmeSettings, CertificateSource, LETS_ENCRYPT, RawTls, TlsSettings, url_host};
 
 /// The embedded defaults: the contract of every key.
@@ -55,6 +59,7 @@ pub struct RawSettings {
     pub usage: RawUsage,
     pub focus: RawFocus,
     pub auth: RawAuth,
+    pub limits: RawLimits,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +69,7 @@ pub struct RawHttp {
     pub public_url: String,
     pub trusted_proxies: Vec<String>,
     pub redirect_listen: String,
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,6 +129,7 @@ pub struct RawAuth {
     pub setup_link_ttl: String,
     pub login_delay: String,
     pub login_delay_max: String,
+    pub token_max_lifetime: String,
     pub jwt_secret: String,
     pub jwt_public_key: String,
     pub jwt_issuer: String,
@@ -136,6 +143,7 @@ impl std::fmt::Debug for RawAuth {
             .field("setup_link_ttl", &self.setup_link_ttl)
             .field("login_delay", &self.login_delay)
             .field("login_delay_max", &self.login_delay_max)
+            .field("token_max_lifetime", &self.token_max_lifetime)
             .field("jwt_secret", &"<redacted>")
             .field("jwt_public_key", &self.jwt_public_key)
             .field("jwt_issuer", &self.jwt_issuer)
@@ -157,6 +165,7 @@ pub struct Settings {
     pub usage_period: UsagePeriod,
     pub focus: FocusSettings,
     pub auth: AuthSettings,
+    pub limits: LimitSettings,
     /// What the settings were made from, for `check-config`.
     pub raw: RawSettings,
 }
@@ -167,6 +176,9 @@ pub struct HttpSettings {
     /// Without a trailing slash; `None` means "derive from the bound address".
     pub public_url: Option<String>,
     pub trusted_proxies: Vec<IpAddr>,
+    /// Origins besides the server's own whose pages may open the signalling WebSocket and
+    /// send state-changing requests, normalised ([`web_origin`]).
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +255,8 @@ pub struct JwtSettings {
     pub public_key_pem: Option<Vec<u8>>,
     pub issuer: String,
     pub audience: String,
+    /// Tokens valid for longer than this (from now, or from their `iat`) are refused.
+    pub max_lifetime: Duration,
 }
 
 impl std::fmt::Debug for JwtSettings {
@@ -252,6 +266,7 @@ impl std::fmt::Debug for JwtSettings {
             .field("public_key_pem", &self.public_key_pem.is_some())
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("max_lifetime", &self.max_lifetime)
             .finish()
     }
 }
@@ -291,6 +306,7 @@ impl Settings {
             .list_separator(",")
             .with_list_parse_key("media.advertise_ips")
             .with_list_parse_key("http.trusted_proxies")
+            .with_list_parse_key("http.allowed_origins")
             .try_parsing(true);
         if let Some(env) = env {
             environment = environment.source(Some(env.into_iter().collect()));
@@ -436,6 +452,7 @@ impl Settings {
                 public_key_pem,
                 issuer: raw.auth.jwt_issuer.trim().to_string(),
                 audience: raw.auth.jwt_audience.trim().to_string(),
+                max_lifetime: duration("auth.token_max_lifetime", &raw.auth.token_max_lifetime)?,
             },
         };
         Ok(Settings {
@@ -443,6 +460,10 @@ impl Settings {
                 listen,
                 public_url,
                 trusted_proxies,
+                allowed_origins: origins::origin_list(
+                    "http.allowed_origins",
+                    &raw.http.allowed_origins,
+                )?,
             },
             tls,
             media: MediaSettings {
@@ -465,6 +486,7 @@ impl Settings {
             usage_period,
             focus,
             auth,
+            limits: limits::limit_settings(&raw.limits)?,
             raw,
         })
     }

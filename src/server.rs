@@ -12,8 +12,11 @@ use tokio::sync::{mpsc, watch};
 use crate::config::Settings;
 use crate::focus::Focus;
 use crate::sfu::{MediaConfig, Sfu};
+use crate::signalling::listener::{self, Listening};
+use crate::signalling::origin::Origins;
 use crate::signalling::tls::{self, Tls, TlsError};
-use crate::signalling::{AppState, SharedThrottle, router};
+use crate::signalling::{AppState, Occupancy, SharedThrottle, router};
+use crate::stats::refusals::Refusals;
 use crate::stats::usage::{Usage, UsageError};
 use crate::store::Store;
 
@@ -139,6 +142,19 @@ impl Server {
             ))
         };
         let (logins, room_passwords) = (throttle(), throttle());
+        let limits = settings.limits;
+        let refusals = Arc::new(Refusals::default());
+        let origins = Origins::new(
+            &public_url,
+            http_addr,
+            settings.tls.enabled(),
+            &settings.http.allowed_origins,
+        );
+        let listening = Listening {
+            limits,
+            trusted_proxies: settings.http.trusted_proxies.clone().into(),
+            refusals: refusals.clone(),
+        };
         let state = AppState {
             store,
             focus: focus.clone(),
@@ -148,37 +164,26 @@ impl Server {
             logins,
             room_passwords,
             password_checks: crate::signalling::PasswordChecks::new(),
+            origins: Arc::new(origins),
+            websockets: Occupancy::new(limits.websockets, limits.websockets_per_address),
+            refusals,
         };
         let app = router(state);
         let (shutdown, stop) = watch::channel(false);
         let redirect_addr = redirect_listener.as_ref().map(|(_, addr)| *addr);
         let redirect = redirect_listener.map(|(listener, _)| {
             let tokens = tls.as_ref().map(|t| t.http01.clone()).unwrap_or_default();
-            let routes = tls::redirect_router(&public_url, tokens)
-                .into_make_service_with_connect_info::<SocketAddr>();
-            let mut stop = stop.clone();
-            tokio::spawn(async move {
-                axum::serve(listener, routes)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|stopping| *stopping).await;
-                    })
-                    .await
-            })
+            let routes = tls::redirect_router(&public_url, tokens);
+            tokio::spawn(listener::serve(
+                listener,
+                None,
+                routes,
+                listening.clone(),
+                stop.clone(),
+            ))
         });
-        let http = match &tls {
-            Some(tls) => tokio::spawn(tls::serve(listener, tls.acceptor.clone(), app, stop)),
-            None => {
-                let app = app.into_make_service_with_connect_info::<SocketAddr>();
-                let mut stop = stop;
-                tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(async move {
-                            let _ = stop.wait_for(|stopping| *stopping).await;
-                        })
-                        .await
-                })
-            }
-        };
+        let acceptor = tls.as_ref().map(|tls| tls.acceptor.clone());
+        let http = tokio::spawn(listener::serve(listener, acceptor, app, listening, stop));
         Ok(Self {
             http_addr,
             media_addr,

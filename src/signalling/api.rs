@@ -61,11 +61,7 @@ pub async fn login(
     headers: HeaderMap,
     Json(credentials): Json<Credentials>,
 ) -> Result<Response, ApiError> {
-    let client = client_ip(
-        peer.ip(),
-        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
-        &state.settings.http.trusted_proxies,
-    );
+    let client = client_ip(peer.ip(), &headers, &state.settings.http.trusted_proxies);
     let account = credentials.username.trim().to_lowercase();
     // By account and address together, and by address: guesses from one address slow down,
     // and nobody elsewhere can lock a host out of their own account. The keys are reserved

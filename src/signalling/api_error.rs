@@ -25,6 +25,12 @@ pub enum ApiError {
     /// Every password check is taken: try again in a moment.
     Busy,
     Forbidden,
+    /// The request came from a page of another origin (`http.allowed_origins`).
+    ForeignOrigin,
+    /// Too many connections, from this address or in all: try again later.
+    TooManyConnections,
+    /// The request took longer than `limits.request_timeout`.
+    Timeout,
     Internal,
 }
 
@@ -73,6 +79,27 @@ impl IntoResponse for ApiError {
                 "forbidden",
                 "this room belongs to someone else".to_string(),
             ),
+            ApiError::ForeignOrigin => (
+                StatusCode::FORBIDDEN,
+                "foreign-origin",
+                "requests from pages of other sites are refused".to_string(),
+            ),
+            ApiError::Timeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "the request took too long".to_string(),
+            ),
+            ApiError::TooManyConnections => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "5".to_string())],
+                    Json(json!({"error": {
+                        "code": "too-many-connections",
+                        "message": "too many connections from this address or in all; try again later",
+                    }})),
+                )
+                    .into_response();
+            }
             ApiError::Busy => {
                 return (
                     StatusCode::TOO_MANY_REQUESTS,

@@ -41,6 +41,8 @@ pub enum TokenError {
     WrongIssuer,
     #[error("the token is for another room")]
     WrongRoom,
+    #[error("the token is valid for longer than this server allows (auth.token_max_lifetime)")]
+    TooLong,
 }
 
 impl TokenError {
@@ -54,6 +56,7 @@ impl TokenError {
             TokenError::WrongAudience => "token-wrong-audience",
             TokenError::WrongIssuer => "token-wrong-issuer",
             TokenError::WrongRoom => "token-wrong-room",
+            TokenError::TooLong => "token-too-long",
         }
     }
 }
@@ -174,6 +177,13 @@ pub fn verify(
             _ => TokenError::Malformed,
         })?;
     let claims = data.claims;
+    let max = settings.max_lifetime.as_secs();
+    let issued = claims.iat.unwrap_or(0);
+    if claims.exp > unix(SystemTime::now()) + max + LEEWAY_SECONDS
+        || (issued > 0 && claims.exp.saturating_sub(issued) > max)
+    {
+        return Err(TokenError::TooLong);
+    }
     let scope = if claims.room.trim() == "*" {
         RoomScope::Any
     } else {
@@ -210,6 +220,9 @@ pub struct Mint<'a> {
 /// Signs a token with the HS256 secret.
 pub fn mint(settings: &JwtSettings, mint: &Mint<'_>) -> Result<String, TokenError> {
     let secret = settings.secret.as_ref().ok_or(TokenError::Disabled)?;
+    if mint.ttl > settings.max_lifetime {
+        return Err(TokenError::TooLong);
+    }
     let now = SystemTime::now();
     let claims = Claims {
         iss: settings.issuer.clone(),
@@ -251,6 +264,7 @@ mod tests {
             public_key_pem: None,
             issuer: "zaal".into(),
             audience: "zaal".into(),
+            max_lifetime: Duration::from_secs(31 * 86_400),
         }
     }
 
@@ -317,6 +331,18 @@ mod tests {
             (
                 sign(claims(json!({"nbf": now + 600})), SECRET),
                 TokenError::NotYetValid,
+            ),
+            (
+                sign(claims(json!({"exp": now + 32 * 86_400})), SECRET),
+                TokenError::TooLong,
+            ),
+            (
+                // Issued long ago, for longer than allowed, though little of it is left.
+                sign(
+                    claims(json!({"iat": now - 40 * 86_400, "exp": now + 3600})),
+                    SECRET,
+                ),
+                TokenError::TooLong,
             ),
             (
                 sign(claims(json!({})), "another-secret-of-sufficient-length-123"),

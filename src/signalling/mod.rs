@@ -10,6 +10,9 @@ mod api_error;
 mod auth;
 mod client_ip;
 pub mod jwt;
+pub mod listener;
+mod occupancy;
+pub mod origin;
 mod pages;
 pub mod protocol;
 mod rate;
@@ -17,6 +20,7 @@ mod throttle;
 pub mod tls;
 mod ws;
 
+pub use occupancy::Occupancy;
 pub use throttle::SharedThrottle;
 
 use std::net::SocketAddr;
@@ -37,6 +41,7 @@ use crate::focus::Focus;
 use crate::privacy::ACCESS;
 use crate::privacy::pii::ClientIp;
 use crate::sfu::SfuCounters;
+use crate::stats::refusals::{Limit, Refusals};
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -54,6 +59,11 @@ pub struct AppState {
     pub room_passwords: Arc<SharedThrottle>,
     /// Password hashes computed at once (argon2 is slow and large on purpose).
     pub password_checks: PasswordChecks,
+    /// The pages that may act on this server.
+    pub origins: Arc<origin::Origins>,
+    /// Open signalling WebSockets, in all and per client address (`[limits]`).
+    pub websockets: Arc<Occupancy>,
+    pub refusals: Arc<Refusals>,
 }
 
 /// At most a few password hashes at once: argon2 takes 19 MiB and tens of milliseconds each,
@@ -121,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         .route("/{room}", get(pages::room_page))
         .fallback(pages::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+        .layer(middleware::from_fn_with_state(state.clone(), request_guard))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             security_headers,
@@ -135,14 +146,25 @@ async fn websocket(
     request: Request,
 ) -> Response {
     let (mut parts, _) = request.into_parts();
+    if !state.origins.allow(&parts.headers) {
+        state.refusals.count(Limit::ForeignOrigin);
+        return api_error::ApiError::ForeignOrigin.into_response();
+    }
     let ip = client_ip::client_ip(
         peer.ip(),
-        parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok()),
+        &parts.headers,
         &state.settings.http.trusted_proxies,
     );
+    let seat = match state.websockets.take(Some(ip)) {
+        Ok(seat) => seat,
+        Err(full) => {
+            state.refusals.count(match full {
+                occupancy::Full::Total => Limit::Websockets,
+                occupancy::Full::Address => Limit::WebsocketsPerAddress,
+            });
+            return api_error::ApiError::TooManyConnections.into_response();
+        }
+    };
     // A host's session cookie comes with the upgrade (same origin): the host joins as moderator.
     let host = auth::session_host(&parts, &state).await;
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
@@ -157,7 +179,30 @@ async fn websocket(
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_frame_size(protocol::MAX_FRAME_BYTES)
         .max_message_size(protocol::MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| ws::run_session(socket, state, caller))
+        .on_upgrade(move |socket| async move {
+            ws::run_session(socket, state, caller).await;
+            drop(seat);
+        })
+}
+
+/// Every request but the WebSocket's: one that changes something only from an allowed page,
+/// and every one answered within `limits.request_timeout` (a slowly sent body included).
+async fn request_guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let changes_something = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if changes_something && !state.origins.allow(request.headers()) {
+        state.refusals.count(Limit::ForeignOrigin);
+        return api_error::ApiError::ForeignOrigin.into_response();
+    }
+    match tokio::time::timeout(state.settings.limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            state.refusals.count(Limit::RequestTimeout);
+            api_error::ApiError::Timeout.into_response()
+        }
+    }
 }
 
 /// What a signalling connection's read buffer starts with.
@@ -204,17 +249,13 @@ async fn security_headers(State(state): State<AppState>, request: Request, next:
 /// The `access` stream: one record per request, path without query or fragment.
 async fn access_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let forwarded_for = request
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| {
             client_ip::client_ip(
                 addr.ip(),
-                forwarded_for,
+                request.headers(),
                 &state.settings.http.trusted_proxies,
             )
         });

@@ -138,7 +138,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let stats = state.focus.stats().await;
-    let body = crate::stats::metrics::render(&stats, &state.sfu_counters);
+    let body = crate::stats::metrics::render(&stats, &state.sfu_counters, &state.refusals);
     (
         [(
             header::CONTENT_TYPE,

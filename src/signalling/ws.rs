@@ -38,6 +38,21 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_NORMAL: u16 = 1000;
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// A frame or message over `protocol::MAX_FRAME_BYTES` (RFC 6455 §7.4.1, "message too big").
+const CLOSE_TOO_BIG: u16 = 1009;
+
+/// The close code for a connection whose read failed: 1009 when the client sent more than a
+/// message may hold, otherwise it is simply gone.
+fn close_code_for(error: &axum::Error) -> u16 {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
+            return CLOSE_TOO_BIG;
+        }
+        source = e.source();
+    }
+    CLOSE_GOING_AWAY
+}
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 type Stream = futures_util::stream::SplitStream<WebSocket>;
@@ -265,7 +280,8 @@ async fn wait_for_join(
     loop {
         let message = match tokio::time::timeout_at(deadline, stream.next()).await {
             Ok(Some(Ok(message))) => message,
-            Ok(_) => return Err(CLOSE_GOING_AWAY),
+            Ok(Some(Err(error))) => return Err(close_code_for(&error)),
+            Ok(None) => return Err(CLOSE_GOING_AWAY),
             Err(_) => return Err(CLOSE_POLICY),
         };
         let Some(text) = accept(sink, message, limiter).await? else {
@@ -369,8 +385,12 @@ impl<'a> Connection<'a> {
         loop {
             tokio::select! {
                 message = self.stream.next() => {
-                    let Some(Ok(message)) = message else {
-                        return Err(disconnected());
+                    let message = match message {
+                        Some(Ok(message)) => message,
+                        Some(Err(error)) => {
+                            return Err(gone(LeaveReason::Disconnected, close_code_for(&error)));
+                        }
+                        None => return Err(disconnected()),
                     };
                     self.last_heard = Instant::now();
                     match accept(self.sink, message, self.limiter).await {

@@ -12,9 +12,10 @@ use prometheus_client::registry::Registry;
 
 use crate::focus::FocusStats;
 use crate::sfu::{QualityFigures, SfuCounters};
+use crate::stats::refusals::{Limit, Refusals};
 
 /// Renders a scrape from the focus's counts and the SFU's counters.
-pub fn render(focus: &FocusStats, sfu: &SfuCounters) -> String {
+pub fn render(focus: &FocusStats, sfu: &SfuCounters, refusals: &Refusals) -> String {
     let mut registry = Registry::with_prefix("zaal");
     let gauge = |value: u64| {
         let g = Gauge::<i64>::default();
@@ -91,6 +92,17 @@ pub fn render(focus: &FocusStats, sfu: &SfuCounters) -> String {
         "rtp_payload_bytes_forwarded",
         "RTP payload bytes forwarded to subscribers",
         counter(&sfu.rtp_bytes_forwarded),
+    );
+    let refused = Family::<[(&'static str, &'static str); 1], Counter<u64>>::default();
+    for limit in Limit::ALL {
+        refused
+            .get_or_create(&[("limit", limit.label())])
+            .inc_by(refusals.get(limit));
+    }
+    registry.register(
+        "refused",
+        "Connections and requests refused because a limit held (see [limits])",
+        refused,
     );
     register_quality(&mut registry, &sfu.quality);
     let (sum, count, buckets) = sfu.forwarding_delay.snapshot();
@@ -224,8 +236,18 @@ mod tests {
                 participants: 5,
             },
             &sfu,
+            &{
+                let refusals = Refusals::default();
+                refusals.count(Limit::WebsocketsPerAddress);
+                refusals
+            },
         );
         assert!(text.contains("zaal_conferences 2"), "{text}");
+        assert!(
+            text.contains(r#"zaal_refused_total{limit="websockets_per_address"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"zaal_refused_total{limit="origin"} 0"#));
         assert!(text.contains("zaal_participants 5"));
         assert!(text.contains("zaal_rtp_packets_forwarded_total 42"));
         assert!(
@@ -244,7 +266,7 @@ mod tests {
             .record(std::time::Duration::from_micros(300), 30);
         sfu.forwarding_delay
             .record(std::time::Duration::from_millis(20), 5);
-        let text = render(&FocusStats::default(), &sfu);
+        let text = render(&FocusStats::default(), &sfu, &Refusals::default());
         for line in [
             "# TYPE zaal_forwarding_delay_seconds histogram",
             r#"zaal_forwarding_delay_seconds_bucket{le="0.00025"} 0"#,

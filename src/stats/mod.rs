@@ -5,4 +5,5 @@
 //! or an address (SPEC P11).
 
 pub mod metrics;
+pub mod refusals;
 pub mod usage;

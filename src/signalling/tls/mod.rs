@@ -9,7 +9,6 @@
 mod acme;
 mod certificates;
 mod files;
-mod listener;
 mod redirect;
 
 use std::path::Path;
@@ -21,7 +20,6 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{CertificateSource, TlsSettings};
 use certificates::{ACME_TLS_ALPN, Certificates};
 pub use certificates::{CertificateError, fingerprint};
-pub use listener::serve;
 pub use redirect::Http01Tokens;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,244 @@
+//! The limits that hold against hostile clients from outside: pages of other origins cannot act
+//! with a host's cookie, idle and slow connections are closed by the timeouts and capped per
+//! address while a meeting on the same server goes on, WebSockets are capped per address, and a
+//! message over the size limit closes with 1009.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, eventually_async, media_flows};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+use zaal_sim::{SimOptions, SimulatedParticipant};
+
+/// A WebSocket upgrade with these headers: the handshake's status (101 when accepted).
+async fn upgrade(server: &TestServer, headers: &[(&str, &str)]) -> u16 {
+    let url = server.url("/ws").replacen("http://", "ws://", 1);
+    let mut request = url.into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((_, response)) => response.status().as_u16(),
+        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(e) => panic!("upgrade failed otherwise: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_servers_own_pages_may_use_a_hosts_cookie() {
+    let server = TestServer::start(&[("ZAAL__HTTP__ALLOWED_ORIGINS", "https://portal.example.nl")]);
+    server.create_room("eigen-pagina").await;
+    let cookie = server.login().await;
+    let own = server.url("").trim_end_matches('/').to_string();
+    for origin in ["https://evil.example", "null", "http://127.0.0.1:1"] {
+        let status = upgrade(&server, &[("cookie", &cookie), ("origin", origin)]).await;
+        assert_eq!(status, 403, "an upgrade from {origin}");
+    }
+    assert_eq!(
+        upgrade(&server, &[("cookie", &cookie), ("origin", &own)]).await,
+        101
+    );
+    assert_eq!(
+        upgrade(
+            &server,
+            &[("cookie", &cookie), ("origin", "https://portal.example.nl")]
+        )
+        .await,
+        101,
+        "a listed origin"
+    );
+    // With its own origin, the host's join is a moderator's.
+    let mut options = SimOptions::new(&own, "eigen-pagina", "Juf");
+    options.session_cookie = Some(cookie.clone());
+    let host = SimulatedParticipant::join(options).await.unwrap();
+    assert_eq!(host.observed().role, "moderator", "joined as the host");
+    host.leave().await;
+
+    // State-changing requests: by Origin, or by Fetch Metadata where no Origin is sent.
+    let client = reqwest::Client::new();
+    let create = |headers: &[(&'static str, &str)]| {
+        let mut request = client
+            .post(server.url("/api/rooms"))
+            .header("cookie", &cookie)
+            .json(&serde_json::json!({"name": format!("kamer-{}", headers.len())}));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    let foreign = create(&[("origin", "https://evil.example")]).await.unwrap();
+    assert_eq!(foreign.status(), 403);
+    let body: serde_json::Value = foreign.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "foreign-origin");
+    let cross = create(&[("sec-fetch-site", "cross-site")]).await.unwrap();
+    assert_eq!(cross.status(), 403);
+    let end = client
+        .post(server.url("/api/rooms/eigen-pagina/end"))
+        .header("cookie", &cookie)
+        .header("origin", "null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(end.status(), 403, "a body-less POST too");
+    let same = create(&[("origin", &own), ("sec-fetch-site", "same-origin")])
+        .await
+        .unwrap();
+    assert!(same.status().is_success(), "{}", same.status());
+    assert!(server.metric(r#"zaal_refused_total{limit="origin"}"#).await >= 6);
+}
+
+/// A TCP connection from `from`, to the server's HTTP port.
+async fn connect_from(from: &str, server: &TestServer) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(format!("{from}:0").parse().unwrap())?;
+    let addr = server
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    socket.connect(addr.parse().unwrap()).await
+}
+
+/// Whether the server has closed the connection (a read sees the end, or a reset).
+async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buffer = [0u8; 256];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_slow_connections_are_closed_while_a_meeting_goes_on() {
+    const IDLE: usize = 2000;
+    let server = TestServer::start(&[
+        ("ZAAL__LIMITS__HEADER_TIMEOUT", "3s"),
+        ("ZAAL__LIMITS__HTTP_CONNECTIONS_PER_ADDRESS", "256"),
+    ]);
+    server.create_room("les").await;
+    let base = server.url("").trim_end_matches('/').to_string();
+    let alice = SimulatedParticipant::join(SimOptions::new(&base, "les", "Alice"))
+        .await
+        .unwrap();
+    let bob = SimulatedParticipant::join(SimOptions::new(&base, "les", "Bob"))
+        .await
+        .unwrap();
+    media_flows(&bob, &alice.id).await;
+
+    // From another address: 2000 connections that never send a byte, and a slowloris that
+    // sends a header a byte at a time, never finishing it.
+    let mut idle = Vec::new();
+    for _ in 0..IDLE {
+        if let Ok(stream) = connect_from("127.0.0.2", &server).await {
+            idle.push(stream);
+        }
+    }
+    let mut slow = connect_from("127.0.0.2", &server).await.unwrap();
+    let slowloris = tokio::spawn(async move {
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if slow.write_all(&[*byte]).await.is_err() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        closed_by_server(&mut slow, Duration::from_secs(10)).await
+    });
+
+    // Meanwhile, everyone else is served, and the meeting goes on.
+    for _ in 0..5 {
+        let health = reqwest::get(server.url("/healthz")).await.unwrap();
+        assert_eq!(health.status(), 200);
+    }
+    media_flows(&bob, &alice.id).await;
+    media_flows(&alice, &bob.id).await;
+    assert!(
+        server
+            .metric(r#"zaal_refused_total{limit="http_connections_per_address"}"#)
+            .await
+            >= (IDLE - 256) as u64,
+        "beyond 256 from one address, closed at once"
+    );
+
+    // Every idle connection is closed by the header timeout, the slowloris too.
+    let closed = futures_util::future::join_all(
+        idle.iter_mut()
+            .map(|stream| closed_by_server(stream, Duration::from_secs(15))),
+    )
+    .await;
+    assert!(closed.iter().all(|c| *c), "every idle connection closed");
+    assert!(slowloris.await.unwrap(), "the slowloris closed");
+    eventually_async("the timeouts counted", || async {
+        (server
+            .metric(r#"zaal_refused_total{limit="header_timeout"}"#)
+            .await
+            >= 200)
+            .then_some(())
+    })
+    .await;
+    // A new connection from that address is served again.
+    let mut fresh = connect_from("127.0.0.2", &server).await.unwrap();
+    fresh
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    fresh.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    media_flows(&bob, &alice.id).await;
+    assert!(alice.observed().ended.is_none() && bob.observed().ended.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_are_capped_per_address_and_a_message_too_big_closes_with_1009() {
+    let server = TestServer::start(&[("ZAAL__LIMITS__WEBSOCKETS_PER_ADDRESS", "5")]);
+    let url = server.url("/ws").replacen("http://", "ws://", 1);
+    let mut open = Vec::new();
+    for _ in 0..5 {
+        open.push(tokio_tungstenite::connect_async(&url).await.unwrap().0);
+    }
+    assert_eq!(
+        upgrade(&server, &[]).await,
+        503,
+        "a sixth from the same address"
+    );
+    assert_eq!(
+        server
+            .metric(r#"zaal_refused_total{limit="websockets_per_address"}"#)
+            .await,
+        1
+    );
+    // Closing one frees its place.
+    let mut first = open.remove(0);
+    first.close(None).await.unwrap();
+    while first.next().await.is_some() {}
+    drop(first);
+    let mut socket = eventually_async("a freed place", || async {
+        tokio_tungstenite::connect_async(&url)
+            .await
+            .ok()
+            .map(|(s, _)| s)
+    })
+    .await;
+    let big = "x".repeat(600 * 1024);
+    let _ = socket.send(Message::text(big)).await;
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => break u16::from(frame.code),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, 1009, "message too big");
+}
