@@ -113,13 +113,9 @@ pub struct LogGuard {
 
 /// Installs the process-wide subscriber writing the four streams under `dir`.
 pub fn init_logging(dir: &Path) -> std::io::Result<LogGuard> {
-    std::fs::create_dir_all(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // The streams hold personal data: only the service may read them.
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
+    // The streams hold personal data: only the service may read them. A folder the operator
+    // made keeps its mode (`private_fs`); `zaal serve` says so when it is open to others.
+    crate::private_fs::create_dir_all(dir)?;
     let mut guards = Vec::new();
     let mut layers = Vec::new();
     for stream in Stream::ALL {

@@ -145,7 +145,7 @@ impl PeriodUsage {
 
 impl Usage {
     pub fn open(data_dir: &Path) -> Result<Self, UsageError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| UsageError::Open {
+        crate::private_fs::create_dir_all(data_dir).map_err(|source| UsageError::Open {
             path: data_dir.display().to_string(),
             source,
         })?;

@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS rooms (
 impl Store {
     /// Opens (creating if needed) the database under `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Open {
+        crate::private_fs::create_dir_all(data_dir).map_err(|source| StoreError::Open {
             path: data_dir.display().to_string(),
             source,
         })?;
