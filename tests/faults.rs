@@ -1,5 +1,6 @@
 //! Faults from outside the process, against the real binary: the modes of what it leaves on
-//! disk, and a database that is locked or damaged at start-up.
+//! disk, a `logs.dir` that fills up under a running meeting, and a database that is locked or
+//! damaged at start-up.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, eventually, media_flows, read_stream};
+use common::{TestServer, eventually, eventually_async, media_flows, read_stream};
 use serde_json::Value;
 use zaal_sim::{SimOptions, SimulatedParticipant};
 
@@ -206,6 +207,241 @@ async fn a_folder_the_operator_made_keeps_its_mode_and_start_up_says_so() {
         !output.contains("note: data.dir"),
         "Zaal made data.dir: {output}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A full logs.dir
+
+/// Set in the copy of this test binary that runs inside a mount namespace: the folder to mount
+/// the small file system on.
+const MOUNT_POINT_VAR: &str = "ZAAL_FAULTS_MOUNT_POINT";
+
+/// Runs the test `name` of this binary again, in a mount namespace of its own with `mount_point`
+/// passed on; `false` (after saying why) only when this machine offers no mount namespaces.
+fn rerun_in_mount_namespace(name: &str, mount_point: &Path) -> bool {
+    let mut namespace = vec!["--mount", "--propagation", "private"];
+    if !rustix::process::geteuid().is_root() {
+        // An unprivileged user may still mount a tmpfs in a user namespace of their own.
+        namespace.splice(0..0, ["--user", "--map-root-user"]);
+    }
+    let probe = Command::new("unshare")
+        .args(&namespace)
+        .arg("true")
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        other => {
+            eprintln!(
+                "SKIPPED {name}: this machine offers no mount namespace (`unshare {}`: {other:?})",
+                namespace.join(" ")
+            );
+            return false;
+        }
+    }
+    let out = Command::new("unshare")
+        .args(&namespace)
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .env(MOUNT_POINT_VAR, mount_point)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "in the namespace:\n{stdout}\n{stderr}"
+    );
+    eprintln!("{stderr}");
+    true
+}
+
+/// Fills the file system under `path` with one file, to the last byte.
+fn fill(path: &Path) {
+    let mut filler = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    loop {
+        match filler.write(&chunk) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+            Err(e) => panic!("filling {}: {e}", path.display()),
+        }
+    }
+    // What is left is less than a chunk; take it too.
+    for size in [4096, 512, 1] {
+        while filler.write(&chunk[..size]).is_ok_and(|n| n > 0) {}
+    }
+}
+
+/// Every stream file under `dir`, by name, as its lines; asserts that each holds whole JSON
+/// records only (no half-written line).
+fn whole_records(dir: &Path) -> Vec<(String, Vec<String>)> {
+    let mut files = Vec::new();
+    for name in file_names(dir) {
+        if !name.ends_with(".jsonl") {
+            continue;
+        }
+        let text = std::fs::read_to_string(dir.join(&name)).unwrap();
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "{name} ends in half a record: {:?}",
+            &text[text.len().saturating_sub(80)..]
+        );
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        for line in &lines {
+            assert!(
+                serde_json::from_str::<Value>(line).is_ok_and(|v| v.is_object()),
+                "{name} holds a broken record: {line:?}"
+            );
+        }
+        files.push((name, lines));
+    }
+    files
+}
+
+async fn get(server: &TestServer, path: &str) -> u16 {
+    reqwest::get(server.url(path))
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+const ACCESS_ERRORS: &str = r#"zaal_log_write_errors_total{stream="access"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_logs_dir_costs_only_the_records_that_do_not_fit() {
+    const NAME: &str = "a_full_logs_dir_costs_only_the_records_that_do_not_fit";
+    let Some(mount_point) = std::env::var_os(MOUNT_POINT_VAR).map(PathBuf::from) else {
+        let outside = tempfile::tempdir().unwrap();
+        let logs = outside.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        rerun_in_mount_namespace(NAME, &logs);
+        return;
+    };
+    // Inside the namespace: a 1 MiB file system as logs.dir, gone with the namespace.
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "zaal-test-logs"])
+        .arg(&mount_point)
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "mount a tmpfs on {}",
+        mount_point.display()
+    );
+    let logs = mount_point.clone();
+    let server = TestServer::start(&[("ZAAL__LOGS__DIR", logs.to_str().unwrap())]);
+    server.create_room("klas").await;
+    let a = SimulatedParticipant::join(SimOptions::new(&server.base, "klas", "Anna"))
+        .await
+        .unwrap();
+    let b = SimulatedParticipant::join(SimOptions::new(&server.base, "klas", "Bram"))
+        .await
+        .unwrap();
+    media_flows(&a, &b.id).await;
+    media_flows(&b, &a.id).await;
+    assert_eq!(server.metric(ACCESS_ERRORS).await, 0);
+    let before = whole_records(&logs);
+    assert!(!before.is_empty());
+
+    // The disk fills up. Requests go on until the access stream can no longer write.
+    fill(&logs.join("filler"));
+    let mut n = 0;
+    eventually_async("access records to fail", || {
+        n += 1;
+        let path = format!("/while-full-{n}");
+        let server = &server;
+        async move {
+            for i in 0..10 {
+                assert_eq!(get(server, &format!("{path}-{i}")).await, 200);
+            }
+            (server.metric(ACCESS_ERRORS).await > 0).then_some(())
+        }
+    })
+    .await;
+
+    // The meeting goes on: media both ways, a newcomer joins and gets it, the host logs in.
+    media_flows(&a, &b.id).await;
+    media_flows(&b, &a.id).await;
+    let c = SimulatedParticipant::join(SimOptions::new(&server.base, "klas", "Cas"))
+        .await
+        .unwrap();
+    media_flows(&c, &a.id).await;
+    server.login().await;
+    let health: Value = reqwest::get(server.url("/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["participants"], 3, "{health}");
+    // Nothing written before is lost, and no file holds half a record.
+    let during = whole_records(&logs);
+    for (name, lines) in &before {
+        let now = &during.iter().find(|(n, _)| n == name).unwrap().1;
+        assert!(now.starts_with(lines), "{name} lost records");
+    }
+    let errors_while_full = server.metric(ACCESS_ERRORS).await;
+
+    // Space returns: records are written again, by themselves.
+    std::fs::remove_file(logs.join("filler")).unwrap();
+    let mut n = 0;
+    eventually_async("access records to be written again", || {
+        n += 1;
+        let path = format!("/space-again-{n}");
+        let server = &server;
+        let logs = &logs;
+        async move {
+            assert_eq!(get(server, &path).await, 200);
+            read_stream(logs, "access")
+                .contains(&format!("\"{path}\""))
+                .then_some(())
+        }
+    })
+    .await;
+    // From here on none fails: twenty requests, twenty records, the counter stands still.
+    let settled = server.metric(ACCESS_ERRORS).await;
+    assert!(settled >= errors_while_full);
+    for i in 0..20 {
+        assert_eq!(get(&server, &format!("/steady-{i}")).await, 200);
+    }
+    eventually("twenty records", Duration::from_secs(10), || {
+        let access = read_stream(&logs, "access");
+        (0..20)
+            .all(|i| access.contains(&format!("\"/steady-{i}\"")))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(server.metric(ACCESS_ERRORS).await, settled);
+    // The other streams resume too: Cas's leave is a focus record.
+    c.leave().await;
+    eventually(
+        "Cas's leave in the focus stream",
+        Duration::from_secs(10),
+        || {
+            read_stream(&logs, "focus")
+                .contains("participant-left")
+                .then_some(())
+        },
+    )
+    .await;
+    media_flows(&a, &b.id).await;
+    let after = whole_records(&logs);
+    for (name, lines) in &before {
+        let now = &after.iter().find(|(n, _)| n == name).unwrap().1;
+        assert!(now.starts_with(lines), "{name} lost records");
+    }
+    let output = server.output.lock().unwrap().join("\n");
+    assert!(
+        output.contains("cannot write the access log stream"),
+        "{output}"
+    );
+    assert!(output.contains("the access log stream is written again"));
+    a.leave().await;
+    b.leave().await;
+    drop(server);
+    let _ = Command::new("umount").arg(&mount_point).status();
 }
 
 // ---------------------------------------------------------------------------------------------
