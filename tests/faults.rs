@@ -1,9 +1,10 @@
 //! Faults from outside the process, against the real binary: the modes of what it leaves on
-//! disk, a `logs.dir` that fills up under a running meeting, and a database that is locked or
-//! damaged at start-up.
+//! disk, a `logs.dir` that fills up under a running meeting, `zaal purge` and `zaal subject
+//! erase` killed half-way, and a database that is locked or damaged at start-up.
 
 mod common;
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -442,6 +443,231 @@ async fn a_full_logs_dir_costs_only_the_records_that_do_not_fit() {
     b.leave().await;
     drop(server);
     let _ = Command::new("umount").arg(&mount_point).status();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands killed half-way
+
+/// A record as the server writes it, padded to a realistic size; `n` makes every line unique.
+fn record(timestamp: &str, name: &str, n: usize) -> String {
+    format!(
+        r#"{{"timestamp":"{timestamp}","level":"INFO","event":"join","room":"klas","name":"{name}","client_ip":"10.0.{}.{}","n":{n},"detail":"{}"}}"#,
+        n / 250 % 250,
+        n % 250,
+        "x".repeat(90)
+    )
+}
+
+fn write_file(dir: &Path, name: &str, lines: &[String]) {
+    let mut body = lines.join("\n");
+    body.push('\n');
+    std::fs::write(dir.join(name), body).unwrap();
+}
+
+fn rewrite_leftovers(dir: &Path) -> Vec<String> {
+    file_names(dir)
+        .into_iter()
+        .filter(|n| n.contains(".rewrite-"))
+        .collect()
+}
+
+/// Runs `cmd` again and again, killing it (SIGKILL) while it rewrites: the first run as soon as
+/// its first temporary file appears, every later one when its second appears, so that each run
+/// finishes one more rewrite than the last and dies inside the next. After each kill, `check`
+/// sees the files. Returns how many runs were killed; the last run ends on its own, successfully.
+fn kill_while_rewriting(mut cmd: impl FnMut() -> Command, dir: &Path, check: impl Fn()) -> usize {
+    for round in 0..50 {
+        let mut child = cmd()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let own = format!(".rewrite-{}", child.id());
+        let wanted = if round == 0 { 1 } else { 2 };
+        let mut seen = HashSet::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        // Watched without a pause: a rewrite's temporary file lives for milliseconds.
+        let killed = loop {
+            if child.try_wait().unwrap().is_some() {
+                break false;
+            }
+            for name in file_names(dir) {
+                if name.ends_with(&own) {
+                    seen.insert(name);
+                }
+            }
+            if seen.len() >= wanted {
+                child.kill().unwrap();
+                break true;
+            }
+            assert!(Instant::now() < deadline, "round {round} never ended");
+        };
+        let out = child.wait_with_output().unwrap();
+        check();
+        if !killed {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return round;
+        }
+        assert!(
+            rewrite_leftovers(dir).len() <= 1,
+            "a run clears what the runs before it left: {:?}",
+            rewrite_leftovers(dir)
+        );
+    }
+    panic!("the command never finished");
+}
+
+/// All lines of the stream files, sorted (a lost or doubled line shows).
+fn all_lines(dir: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = whole_records(dir)
+        .into_iter()
+        .flat_map(|(_, lines)| lines)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn sorted(mut lines: Vec<String>) -> Vec<String> {
+    lines.sort();
+    lines
+}
+
+#[test]
+fn subject_erase_killed_half_way_loses_no_one_elses_record() {
+    let root = tempfile::tempdir().unwrap();
+    let logs = root.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    // Eight technical files of 2.4 MB, each with Anna's records among everyone else's.
+    const FILES: usize = 8;
+    let (mut anna, mut others) = (Vec::new(), Vec::new());
+    let mut n = 0;
+    for hour in 0..FILES {
+        let lines: Vec<String> = (0..12_000)
+            .map(|i| {
+                n += 1;
+                let ts = format!("2026-03-10T{:02}:{:02}:{:02}Z", hour, i / 200, i % 60);
+                let name = if i % 7 == 0 { "Anna" } else { "Bram" };
+                let line = record(&ts, name, n);
+                if name == "Anna" {
+                    &mut anna
+                } else {
+                    &mut others
+                }
+                .push(line.clone());
+                line
+            })
+            .collect();
+        write_file(
+            &logs,
+            &format!("technical.2026-03-10-{hour:02}.jsonl"),
+            &lines,
+        );
+    }
+    let (anna, others) = (sorted(anna), sorted(others));
+    let erase = || {
+        let mut cmd = zaal_in(root.path());
+        cmd.args(["subject", "erase", "--name", "anna"]);
+        cmd
+    };
+    let killed = kill_while_rewriting(erase, &logs, || {
+        let (mut left_anna, mut left_others) = (Vec::new(), Vec::new());
+        for line in all_lines(&logs) {
+            if line.contains("\"Anna\"") {
+                left_anna.push(line);
+            } else {
+                left_others.push(line);
+            }
+        }
+        assert_eq!(left_others, others, "every record of others, once");
+        let original: HashSet<&String> = anna.iter().collect();
+        assert!(left_anna.iter().all(|l| original.contains(l)));
+    });
+    eprintln!("subject erase: {killed} runs killed while rewriting, then one to the end");
+    assert!(killed >= 2, "the kills landed inside rewrites ({killed})");
+    assert!(
+        rewrite_leftovers(&logs).is_empty(),
+        "{:?}",
+        file_names(&logs)
+    );
+    assert_eq!(all_lines(&logs), others, "exactly Anna's records are gone");
+}
+
+#[test]
+fn purge_killed_half_way_loses_no_record_within_retention() {
+    let root = tempfile::tempdir().unwrap();
+    let logs = root.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    // As of 12:30 on 10 March, with the default retention, each stream's cutoff falls at 12:30
+    // of its own day; the file of that hour is cut in two (a big one), those before it expire
+    // whole, those after it stay whole.
+    let now = "2026-03-10T12:30:00Z";
+    let cutoff_days = [
+        ("access", 14),
+        ("technical", 14),
+        ("focus", 7),
+        ("bridge", 1),
+    ];
+    let (mut expired, mut kept) = (Vec::new(), Vec::new());
+    let mut n = 0;
+    for (stream, days) in cutoff_days {
+        let day = humantime::parse_rfc3339("2026-03-10T00:00:00Z").unwrap()
+            - Duration::from_secs(days * 86_400);
+        let day = &humantime::format_rfc3339_seconds(day).to_string()[..10];
+        for hour in 9..15 {
+            let count = if hour == 12 { 20_000 } else { 300 };
+            let lines: Vec<String> = (0..count)
+                .map(|i| {
+                    n += 1;
+                    let minute = i * 60 / count;
+                    let ts = format!("{day}T{hour:02}:{minute:02}:{:02}Z", i % 60);
+                    let line = record(&ts, "Bram", n);
+                    if (hour, minute) < (12, 30) {
+                        &mut expired
+                    } else {
+                        &mut kept
+                    }
+                    .push(line.clone());
+                    line
+                })
+                .collect();
+            write_file(&logs, &format!("{stream}.{day}-{hour:02}.jsonl"), &lines);
+        }
+    }
+    let kept = sorted(kept);
+    let purge = || {
+        let mut cmd = zaal_in(root.path());
+        cmd.args(["purge", "--now", now]);
+        cmd
+    };
+    let killed = kill_while_rewriting(purge, &logs, || {
+        let left = all_lines(&logs);
+        let left_set: HashSet<&String> = left.iter().collect();
+        assert!(
+            kept.iter().all(|l| left_set.contains(l)),
+            "every record within retention survives"
+        );
+        let known: HashSet<&String> = expired.iter().chain(&kept).collect();
+        assert!(left.iter().all(|l| known.contains(l)));
+        let mut dedup = left.clone();
+        dedup.dedup();
+        assert_eq!(dedup.len(), left.len(), "no record twice");
+    });
+    eprintln!("purge: {killed} runs killed while rewriting, then one to the end");
+    assert!(killed >= 2, "the kills landed inside rewrites ({killed})");
+    assert!(
+        rewrite_leftovers(&logs).is_empty(),
+        "{:?}",
+        file_names(&logs)
+    );
+    assert_eq!(
+        all_lines(&logs),
+        kept,
+        "exactly the expired records are gone"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
