@@ -13,6 +13,8 @@ pub mod focus;
 pub mod ids;
 /// Log streams, personal-data wrappers, the privacy statement.
 pub mod privacy;
+/// Private folders (0700) and files (0600) under `data.dir` and `logs.dir`.
+pub mod private_fs;
 /// Assembles the parts into a running server.
 pub mod server;
 /// The media port: ICE-lite, DTLS-SRTP, RTP forwarding.

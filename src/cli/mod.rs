@@ -110,6 +110,9 @@ struct SubjectTarget {
 
 /// Parses the command line and runs the command.
 pub fn run() -> ExitCode {
+    // Before any command creates a file: everything under data.dir and logs.dir is the
+    // service's alone, whichever library writes it.
+    crate::private_fs::restrict_umask();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::CheckConfig = command {

@@ -32,6 +32,7 @@ pub fn run(settings: Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    warn_of_open_dirs(&settings);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("zaal")
@@ -77,6 +78,25 @@ pub fn run(settings: Settings) -> ExitCode {
         server.stop().await;
         ExitCode::SUCCESS
     })
+}
+
+/// Says so when `data.dir` or `logs.dir` lets other users in. Zaal makes both `0700` when it
+/// creates them, but a folder the operator made keeps the mode they gave it (a log shipper may
+/// need group access), so this is a notice and never a `chmod`.
+fn warn_of_open_dirs(settings: &Settings) {
+    for (key, dir) in [
+        ("data.dir", &settings.data_dir),
+        ("logs.dir", &settings.logs_dir),
+    ] {
+        if let Some(mode) = crate::private_fs::existing_dir_is_open(dir) {
+            eprintln!(
+                "zaal: note: {key} {} has mode {mode:o}, so other users may enter it; the files \
+                 in it are 0600 and it is left as it is; `chmod 700` it to keep even their names \
+                 private",
+                dir.display()
+            );
+        }
+    }
 }
 
 /// On a first start (no host yet), prints the one-time link to create the first host.

@@ -7,7 +7,9 @@
 //! replaces the file by renaming a new one over it), writes one record and unlocks; a rewriter
 //! (retention, erasure) locks, reads, writes the kept records to a temporary file and renames it
 //! over the original before unlocking. So `zaal purge` and `zaal subject erase` are safe while the
-//! server runs, and no record is lost or half-written.
+//! server runs, and no record is lost or half-written. A rewriter killed half-way leaves the
+//! original complete and a temporary file (`….jsonl.rewrite-PID`) that is no stream file; the
+//! next purge or erasure removes it ([`remove_unfinished_rewrites`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -132,17 +134,9 @@ pub struct Rewritten {
 /// Rewrites a stream file, keeping the lines for which `keep` is true, under the file's lock;
 /// deletes the file if nothing is left. Atomic: readers see the old file or the new one.
 pub fn rewrite(path: &Path, mut keep: impl FnMut(&str) -> bool) -> io::Result<Rewritten> {
-    let file = match OpenOptions::new().read(true).append(true).open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Rewritten::default()),
-        Err(e) => return Err(e),
+    let Some(file) = lock_current(path)? else {
+        return Ok(Rewritten::default());
     };
-    file.lock()?;
-    // The file may have been replaced between open and lock.
-    if !is_current(&file, path) {
-        drop(file);
-        return rewrite(path, keep);
-    }
     let mut kept_lines = Vec::new();
     let mut removed = 0;
     for line in BufReader::new(&file).lines() {
@@ -168,29 +162,89 @@ pub fn rewrite(path: &Path, mut keep: impl FnMut(&str) -> bool) -> io::Result<Re
         fs::remove_file(path)?;
         return Ok(result);
     }
-    let tmp = path.with_extension(format!("jsonl.rewrite-{}", std::process::id()));
-    {
-        let mut out = open_private_truncate(&tmp)?;
-        for line in &kept_lines {
-            out.write_all(line.as_bytes())?;
-            out.write_all(b"\n")?;
-        }
-        out.sync_all()?;
+    let tmp = path.with_extension(format!("jsonl{REWRITE_MARK}{}", std::process::id()));
+    let written = write_private(&tmp, &kept_lines).and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        // A disk full or failing half-way: the original is untouched, and the partial copy
+        // must not stay behind holding records that retention would never see again.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, path)?;
     // The lock on the old (now unlinked) file is released when `file` drops; writers that were
     // waiting on it see it is no longer current and reopen the path.
     Ok(result)
 }
 
-/// Deletes a whole stream file, under its lock so no write is in flight.
-pub fn delete(path: &Path) -> io::Result<()> {
-    let file = match OpenOptions::new().read(true).append(true).open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+/// What a rewrite's temporary file adds to the name of the file it replaces, before the
+/// rewriter's process id.
+const REWRITE_MARK: &str = ".rewrite-";
+
+/// Writes `lines` to a new private file at `path` and syncs it, so that a rename puts complete
+/// contents in place or nothing.
+fn write_private(path: &Path, lines: &[String]) -> io::Result<()> {
+    let mut out = io::BufWriter::new(open_private_truncate(path)?);
+    for line in lines {
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    out.into_inner()
+        .map_err(io::IntoInnerError::into_error)?
+        .sync_all()
+}
+
+/// Removes the temporary files of rewrites that never finished (a `zaal purge` or `zaal subject
+/// erase` killed half-way), and returns how many. Such a file is a partial copy of a stream file
+/// that is still complete at its own path; left behind, it would keep records past their
+/// retention under a name no purge looks at. Each is removed under the lock of the file it was
+/// to replace: a live rewrite holds that lock from before it creates its temporary file until
+/// after the rename, so a temporary file found under the lock belongs to a dead one.
+pub fn remove_unfinished_rewrites(dir: &Path) -> io::Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
-    file.lock()?;
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some((original, pid)) = name.to_str().and_then(|n| n.rsplit_once(REWRITE_MARK)) else {
+            continue;
+        };
+        if parse_file_name(original).is_none() || pid.parse::<u32>().is_err() {
+            continue;
+        }
+        let _lock = lock_current(&dir.join(original))?;
+        match fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
+
+/// The file at `path`, locked and still the file at that path (it may have been replaced between
+/// open and lock); `None` if there is none.
+fn lock_current(path: &Path) -> io::Result<Option<File>> {
+    loop {
+        let file = match OpenOptions::new().read(true).append(true).open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        file.lock()?;
+        if is_current(&file, path) {
+            return Ok(Some(file));
+        }
+    }
+}
+
+/// Deletes a whole stream file, under its lock so no write is in flight.
+pub fn delete(path: &Path) -> io::Result<()> {
+    let Some(_file) = lock_current(path)? else {
+        return Ok(());
+    };
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
@@ -277,6 +331,34 @@ mod tests {
             "every record ending in 0 was seen and removed once"
         );
         assert_eq!(left.len(), 1800, "and every other record survived");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unfinished_rewrites_are_removed_and_nothing_else() {
+        let dir = tempfile_dir();
+        let original = dir.join("focus.2026-01-01-00.jsonl");
+        fs::write(&original, "{\"a\":1}\n").unwrap();
+        fs::write(dir.join("focus.2026-01-01-00.jsonl.rewrite-4242"), "{\"a\"").unwrap();
+        // The original may be gone already (purged whole after the rewriter died).
+        fs::write(dir.join("focus.2026-01-01-01.jsonl.rewrite-7"), "").unwrap();
+        fs::write(dir.join("notes.rewrite-1"), "the operator's").unwrap();
+        fs::write(dir.join("focus.2026-01-01-00.jsonl.rewrite-x"), "").unwrap();
+        assert_eq!(remove_unfinished_rewrites(&dir).unwrap(), 2);
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "focus.2026-01-01-00.jsonl",
+                "focus.2026-01-01-00.jsonl.rewrite-x",
+                "notes.rewrite-1"
+            ]
+        );
+        assert_eq!(read_lines(&original).unwrap(), ["{\"a\":1}"]);
         fs::remove_dir_all(&dir).unwrap();
     }
 

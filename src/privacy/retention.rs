@@ -87,6 +87,8 @@ impl PurgeReport {
 
 /// Applies every stream's retention to the files under `dir`, as if it were `now`.
 pub fn purge(dir: &Path, now: SystemTime, settings: &RetentionSettings) -> io::Result<PurgeReport> {
+    // A purge killed half-way leaves a partial copy that no later purge would look at.
+    logfile::remove_unfinished_rewrites(dir)?;
     let mut report = PurgeReport {
         streams: Stream::ALL
             .into_iter()

@@ -88,6 +88,9 @@ pub fn export(dir: &Path, subject: &Subject) -> io::Result<Vec<(Stream, Vec<Valu
 
 /// Erases every retained record about `subject`; returns how many per stream.
 pub fn erase(dir: &Path, subject: &Subject) -> io::Result<Vec<(Stream, usize)>> {
+    // An erasure killed half-way leaves a partial copy of a file under a name no request
+    // searches; this one finishes the job, so it clears those first.
+    logfile::remove_unfinished_rewrites(dir)?;
     let mut erased: Vec<(Stream, usize)> = Stream::ALL.map(|s| (s, 0)).to_vec();
     for file in logfile::list(dir)? {
         let rewritten = logfile::rewrite(&file.path, |line| !subject.matches_line(line))?;

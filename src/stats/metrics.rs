@@ -105,6 +105,17 @@ pub fn render(focus: &FocusStats, sfu: &SfuCounters, refusals: &Refusals) -> Str
         refused,
     );
     register_quality(&mut registry, &sfu.quality);
+    let log_errors = Family::<[(&'static str, String); 1], Counter<u64>>::default();
+    for stream in crate::privacy::Stream::ALL {
+        log_errors
+            .get_or_create(&[("stream", stream.name().to_string())])
+            .inc_by(crate::privacy::streams::write_errors(stream));
+    }
+    registry.register(
+        "log_write_errors",
+        "Log records that could not be written (logs.dir full or failing), by stream",
+        log_errors,
+    );
     let (sum, count, buckets) = sfu.forwarding_delay.snapshot();
     registry.register(
         "forwarding_delay_seconds",
@@ -255,6 +266,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"zaal_receivers_by_downlink_estimate{up_to="300k"} 0"#));
+        assert!(
+            text.contains(r#"zaal_log_write_errors_total{stream="bridge"} 0"#),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"));
     }
 

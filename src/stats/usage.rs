@@ -20,6 +20,8 @@ pub const USAGE_DB_FILE: &str = "usage.sqlite3";
 
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
+    #[error(transparent)]
+    Database(#[from] crate::store::OpenError),
     #[error("usage database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("cannot create {path}: {source}")]
@@ -145,14 +147,11 @@ impl PeriodUsage {
 
 impl Usage {
     pub fn open(data_dir: &Path) -> Result<Self, UsageError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| UsageError::Open {
+        crate::private_fs::create_dir_all(data_dir).map_err(|source| UsageError::Open {
             path: data_dir.display().to_string(),
             source,
         })?;
-        let conn = Connection::open(data_dir.join(USAGE_DB_FILE))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.execute_batch(SCHEMA)?;
+        let conn = crate::store::database::open(&data_dir.join(USAGE_DB_FILE), SCHEMA, false)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })

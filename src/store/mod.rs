@@ -2,10 +2,12 @@
 //! setup link, and rooms.
 //!
 //! The command line (`zaal user …`) and the running server open the same file; SQLite's locking
-//! (WAL mode, a busy timeout) keeps them consistent. Passwords are stored only as argon2 hashes,
+//! (WAL mode, a busy timeout) keeps them consistent; a file that is locked for good or damaged is
+//! reported when it is opened, by name (`database`). Passwords are stored only as argon2 hashes,
 //! session ids and setup tokens only as SHA-256 digests, so a copy of the file reveals no secret.
 //! This module never logs: callers decide what an event means and where it may be written.
 
+pub mod database;
 mod hosts;
 mod rooms;
 mod sessions;
@@ -16,6 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
+pub use database::OpenError;
 pub use hosts::{HostInfo, HostName, HostNameError, MIN_PASSWORD_LEN, password_hashes};
 pub use rooms::RoomCreated;
 
@@ -29,6 +32,8 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Database(#[from] OpenError),
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("a host named `{0}` already exists")]
@@ -71,15 +76,11 @@ CREATE TABLE IF NOT EXISTS rooms (
 impl Store {
     /// Opens (creating if needed) the database under `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Open {
+        crate::private_fs::create_dir_all(data_dir).map_err(|source| StoreError::Open {
             path: data_dir.display().to_string(),
             source,
         })?;
-        let conn = Connection::open(data_dir.join(DB_FILE))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
+        let conn = database::open(&data_dir.join(DB_FILE), SCHEMA, true)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
