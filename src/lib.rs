@@ -9,6 +9,8 @@ pub mod cli;
 pub mod config;
 /// Rooms, conferences, participants and the media plan (no socket I/O).
 pub mod focus;
+/// Whether the long-running parts still run (for /healthz and the exit code).
+pub mod health;
 /// Random conference and participant identifiers, shared by the focus and the SFU.
 pub mod ids;
 /// Log streams, personal-data wrappers, the privacy statement.

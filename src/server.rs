@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::Settings;
 use crate::focus::Focus;
+use crate::health::Health;
 use crate::sfu::{MediaConfig, Sfu};
 use crate::signalling::listener::{self, Listening};
 use crate::signalling::origin::Origins;
@@ -30,6 +31,8 @@ pub struct Server {
     pub tls_summary: Option<String>,
     /// The redirect listener's address, when there is one.
     pub redirect_addr: Option<SocketAddr>,
+    /// Whether the media workers and the focus still run.
+    pub health: Arc<Health>,
     focus: Focus,
     shutdown: watch::Sender<bool>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -87,6 +90,7 @@ impl Server {
         let store = Arc::new(Store::open(&settings.data_dir)?);
         let usage = Arc::new(Usage::open(&settings.data_dir)?);
         let (sfu_events_tx, sfu_events_rx) = mpsc::unbounded_channel();
+        let health = Arc::new(Health::default());
         let sfu = Sfu::start(
             MediaConfig {
                 bind: settings.media.bind,
@@ -96,11 +100,18 @@ impl Server {
                 workers: settings.media.workers,
             },
             sfu_events_tx,
+            health.clone(),
         )
         .map_err(StartError::Media)?;
         let media_addr = sfu.candidates()[0];
         let tls = Tls::start(&settings.tls, &settings.data_dir)?;
-        let focus = Focus::start(settings.focus, usage, sfu.handle(), sfu_events_rx);
+        let focus = Focus::start(
+            settings.focus,
+            usage,
+            sfu.handle(),
+            sfu_events_rx,
+            health.clone(),
+        );
         let listener = TcpListener::bind(settings.http.listen)
             .await
             .map_err(|source| StartError::Http {
@@ -167,6 +178,7 @@ impl Server {
             origins: Arc::new(origins),
             websockets: Occupancy::new(limits.websockets, limits.websockets_per_address),
             refusals,
+            health: health.clone(),
         };
         let app = router(state);
         let (shutdown, stop) = watch::channel(false);
@@ -190,6 +202,7 @@ impl Server {
             public_url,
             tls_summary: tls.as_ref().map(|t| t.summary.clone()),
             redirect_addr,
+            health,
             focus,
             shutdown,
             http,

@@ -73,10 +73,23 @@ pub fn run(settings: Settings) -> ExitCode {
         if let Err(e) = offer_setup_link(&data_dir, &server.public_url, setup_ttl) {
             eprintln!("zaal: {e}");
         }
-        wait_for_signal().await;
-        say!("Zaal is stopping.");
-        server.stop().await;
-        ExitCode::SUCCESS
+        let health = server.health.clone();
+        tokio::select! {
+            () = wait_for_signal() => {
+                say!("Zaal is stopping.");
+                server.stop().await;
+                ExitCode::SUCCESS
+            }
+            part = health.wait_for_failure() => {
+                eprintln!(
+                    "zaal: the {part} stopped unexpectedly; exiting for the supervisor to start \
+                     Zaal again"
+                );
+                server.stop().await;
+                // EX_SOFTWARE: an internal error, not a configuration the operator must fix.
+                ExitCode::from(70)
+            }
+        }
     })
 }
 

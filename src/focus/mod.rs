@@ -95,6 +95,7 @@ impl Focus {
         usage: Arc<Usage>,
         sfu: SfuHandle,
         sfu_events: mpsc::UnboundedReceiver<SfuEvent>,
+        health: Arc<crate::health::Health>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let actor = Actor {
@@ -108,7 +109,14 @@ impl Focus {
             usage,
             sfu,
         };
-        tokio::spawn(actor.run(rx, sfu_events));
+        let running = tokio::spawn(actor.run(rx, sfu_events));
+        // The actor ends on shutdown; a panic instead leaves a server without signalling.
+        tokio::spawn(async move {
+            if running.await.is_err_and(|e| e.is_panic()) {
+                tracing::error!(target: crate::privacy::TECHNICAL, event = "focus-failed");
+                health.fail("focus");
+            }
+        });
         Self { commands: tx }
     }
 

@@ -5,7 +5,6 @@
 //! tap and congestion control in the interceptor chain), and the host candidates every
 //! connection, server or simulated client, announces. No I/O: it builds sans-I/O connections.
 
-use super::demux::IceCredentials;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +29,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::shared::error::Error as RtcError;
 
 use super::bandwidth::{DownlinkEstimator, DownlinkReadings};
+use super::demux::IceCredentials;
 use super::rtcp::FeedbackTap;
 use super::transport_cc::TransportCc;
 

@@ -18,6 +18,10 @@ pub struct SfuCounters {
     /// Datagrams the reading worker could not hand to a worker that was too far behind.
     pub datagrams_dropped: AtomicU64,
     pub send_errors: AtomicU64,
+    /// Connections dropped because their handling panicked.
+    pub peer_panics: AtomicU64,
+    /// Media worker threads that stopped unexpectedly (the SFU is then broken: see /healthz).
+    pub workers_failed: AtomicU64,
     pub peers: AtomicU64,
     /// Connections on each media worker (empty until the SFU starts).
     pub worker_peers: Vec<AtomicU64>,

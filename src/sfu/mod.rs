@@ -189,8 +189,9 @@ impl Sfu {
     pub fn start(
         config: MediaConfig,
         events: mpsc::UnboundedSender<SfuEvent>,
+        health: Arc<crate::health::Health>,
     ) -> std::io::Result<Self> {
-        let started = start::start(&config, events)?;
+        let started = start::start(&config, events, health)?;
         Ok(Self {
             dispatch: Arc::new(started.dispatch),
             local_addr: started.local_addr,

@@ -2,7 +2,6 @@
 //! negotiation state, the tracks it publishes and receives, and its downlink's figures. Plain
 //! data: the core (`super::core`) drives it.
 
-use super::demux::IceCredentials;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::shared::error::Error as RtcError;
 
 use super::bandwidth::DownlinkReadings;
+use super::demux::IceCredentials;
 use super::pause::PublisherDemand;
 use super::probe::Probe;
 use super::retransmit::RepairBudget;
@@ -86,6 +86,9 @@ pub struct Peer {
     pub touched: bool,
     /// The focus has been told the connection failed or closed (it is told once).
     pub gone_reported: bool,
+    /// Makes the next datagram's handling panic, to show the panic ends only this connection.
+    #[cfg(test)]
+    pub fails_on_next_datagram: bool,
 }
 
 impl Peer {
@@ -125,6 +128,8 @@ impl Peer {
             videos_held_back: 0,
             touched: false,
             gone_reported: false,
+            #[cfg(test)]
+            fails_on_next_datagram: false,
         })
     }
 

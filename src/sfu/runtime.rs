@@ -7,7 +7,6 @@
 //! clock. Under load the socket is readable on almost every turn, so timers run whenever they
 //! are due, not only when nothing else is ready.
 
-use super::demux::IceCredentials;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::core::{Core, Output, Transmit, Transport};
 use super::counters::SfuCounters;
+use super::demux::IceCredentials;
 use super::socket::{MediaSocket, RecvBuffers};
 use super::workers::Router;
 use super::{SfuCommand, SfuEvent, SignalSink};

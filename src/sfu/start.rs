@@ -50,6 +50,7 @@ enum Startup {
 pub fn start(
     config: &MediaConfig,
     events: mpsc::UnboundedSender<SfuEvent>,
+    health: Arc<crate::health::Health>,
 ) -> std::io::Result<Started> {
     let socket = socket::bind(config.bind, config.port)?;
     let local_addr = socket.local_addr()?;
@@ -96,12 +97,23 @@ pub fn start(
         };
         let (events, counters) = (events.clone(), counters.clone());
         let (candidates, last_n) = (candidates.clone(), config.last_n);
+        let health = health.clone();
         std::thread::Builder::new()
             .name(format!("zaal-sfu-{worker}"))
             .spawn(move || {
-                // Made on its own thread: a core's connections never leave it.
-                let core = Core::new(Instant::now(), worker, candidates, counters.clone(), last_n);
-                run_worker(workers, startup, core, events, counters, commands)
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // Made on its own thread: a core's connections never leave it.
+                    let core =
+                        Core::new(Instant::now(), worker, candidates, counters.clone(), last_n);
+                    run_worker(workers, startup, core, events, counters.clone(), commands)
+                }));
+                // A connection's panic is the core's to isolate; one that gets here took the
+                // worker, and every conference on it, down.
+                if ran.is_err() {
+                    counters.workers_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!(target: crate::privacy::TECHNICAL, event = "media-worker-failed");
+                    health.fail("media worker");
+                }
             })?;
     }
     drop(socket);

@@ -64,6 +64,8 @@ pub struct AppState {
     /// Open signalling WebSockets, in all and per client address (`[limits]`).
     pub websockets: Arc<Occupancy>,
     pub refusals: Arc<Refusals>,
+    /// Whether the media workers and the focus still run (`/healthz`).
+    pub health: Arc<crate::health::Health>,
 }
 
 /// At most a few password hashes at once: argon2 takes 19 MiB and tens of milliseconds each,

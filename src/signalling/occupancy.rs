@@ -73,7 +73,7 @@ impl Occupancy {
     }
 
     /// Connections open now.
-    pub fn len(&self) -> usize {
+    pub fn open_now(&self) -> usize {
         self.open().all
     }
 }
@@ -109,7 +109,7 @@ mod tests {
         assert_eq!(occupancy.take(Some(b)).unwrap_err(), Full::Total);
         assert_eq!(occupancy.take(None).unwrap_err(), Full::Total);
         drop(a1);
-        assert_eq!(occupancy.len(), 2);
+        assert_eq!(occupancy.open_now(), 2);
         let _a3 = occupancy.take(Some(a)).unwrap();
         assert_eq!(occupancy.open().by_address.len(), 2);
     }
@@ -121,7 +121,7 @@ mod tests {
             .map(|i| occupancy.take(Some(IpAddr::from([192, 0, 2, i]))).unwrap())
             .collect();
         drop(seats);
-        assert_eq!(occupancy.len(), 0);
+        assert_eq!(occupancy.open_now(), 0);
         assert!(occupancy.open().by_address.is_empty());
     }
 }

@@ -124,6 +124,14 @@ pub async fn privacy_page(
 }
 
 pub async fn health(State(state): State<AppState>) -> Response {
+    if let Some(part) = state.health.failed() {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CACHE_CONTROL, "no-store")],
+            axum::Json(serde_json::json!({"status": "failed", "failed": part})),
+        )
+            .into_response();
+    }
     let stats = state.focus.stats().await;
     (
         [(header::CACHE_CONTROL, "no-store")],

@@ -79,6 +79,16 @@ pub fn render(focus: &FocusStats, sfu: &SfuCounters, refusals: &Refusals) -> Str
         counter(&sfu.send_errors),
     );
     registry.register(
+        "media_peer_panics",
+        "Media connections dropped because handling them panicked (the worker went on)",
+        counter(&sfu.peer_panics),
+    );
+    registry.register(
+        "media_workers_failed",
+        "Media worker threads that stopped unexpectedly (the server then exits for a restart)",
+        counter(&sfu.workers_failed),
+    );
+    registry.register(
         "rtp_packets_received",
         "RTP packets received from publishers",
         counter(&sfu.rtp_in),

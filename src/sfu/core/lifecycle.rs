@@ -6,7 +6,6 @@
 //! when ICE or DTLS fail the focus is told ([`SfuEvent::PeerGone`]) once. The bridge stream gets
 //! state changes by participant identifier only.
 
-use crate::sfu::demux::IceCredentials;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -20,6 +19,7 @@ use super::tables::Layer;
 use super::{Core, Transmit, Transport};
 use crate::ids::ParticipantId;
 use crate::privacy::BRIDGE;
+use crate::sfu::demux::IceCredentials;
 use crate::sfu::peer::{Peer, PeerKey, SourceKey};
 use crate::sfu::{ClientSignal, SfuEvent};
 
@@ -326,13 +326,19 @@ impl Core {
                 .map(|(k, _)| k),
         );
         for &key in &due {
-            if let Some(peer) = self.peers.get_mut(key) {
-                let _ = peer.pc.handle_timeout(now);
-                // Until its output is taken, the old deadline would wake the loop again at once.
-                peer.deadline = None;
+            // As for a datagram: a panic in one connection's timers ends that connection only.
+            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if let Some(peer) = self.peers.get_mut(key) {
+                    let _ = peer.pc.handle_timeout(now);
+                    // Until its output is taken, the old deadline would wake the loop again.
+                    peer.deadline = None;
+                }
+                self.touch(key);
+                self.drain_peer(now, key);
+            }));
+            if handled.is_err() {
+                self.on_peer_panic(now, key);
             }
-            self.touch(key);
-            self.drain_peer(now, key);
         }
         due.clear();
         self.scratch_keys = due;
@@ -377,5 +383,33 @@ impl Core {
         if !voices.is_empty() {
             self.event(SfuEvent::Voice(voices));
         }
+    }
+}
+
+impl Core {
+    /// A connection's handling panicked: it is dropped (the focus is told it is gone), counted
+    /// and logged without anything that names the participant; the worker goes on. Its state
+    /// may be half-changed, so even its closing is guarded, and if that fails too the
+    /// connection is taken out of the tables without a word to the browser.
+    pub(super) fn on_peer_panic(&mut self, now: Instant, key: PeerKey) {
+        self.counters.peer_panics.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(target: crate::privacy::TECHNICAL, event = "peer-panic");
+        let Some(participant) = self.peers.get(key).map(|p| p.participant.clone()) else {
+            return;
+        };
+        let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.remove_peer(now, key);
+        }));
+        if closed.is_err()
+            && let Some(peer) = self.peers.try_remove(key)
+        {
+            self.directory.remove_peer(&peer.ufrag, key);
+            if self.by_participant.get(&peer.participant) == Some(&key) {
+                self.by_participant.remove(&peer.participant);
+            }
+            self.touched.0.retain(|k| *k != key);
+            self.count_peers();
+        }
+        self.event(SfuEvent::PeerGone { participant });
     }
 }

@@ -328,10 +328,33 @@ impl Core {
         local_ip: Option<IpAddr>,
         message: BytesMut,
     ) {
+        // A panic while handling one connection's datagram (a bug the datagram found in a
+        // protocol stack) ends that connection, not the worker and everyone on it.
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.deliver_to(now, key, transport, from, local_ip, message);
+        }));
+        if handled.is_err() {
+            self.on_peer_panic(now, key);
+        }
+    }
+
+    fn deliver_to(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        transport: Transport,
+        from: SocketAddr,
+        local_ip: Option<IpAddr>,
+        message: BytesMut,
+    ) {
         let local_addr = self.local_addr_for(local_ip, from);
         let Some(peer) = self.peers.get_mut(key) else {
             return;
         };
+        #[cfg(test)]
+        if peer.fails_on_next_datagram {
+            panic!("a connection's protocol stack failed (test)");
+        }
         if local_ip.is_some() {
             peer.local_ip = local_ip;
         }

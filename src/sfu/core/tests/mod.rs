@@ -469,3 +469,42 @@ fn stun_that_names_a_participant_without_their_password_moves_nothing() {
         );
     }
 }
+
+#[test]
+fn a_panic_in_one_connection_drops_that_connection_and_nothing_else() {
+    let mut net = Net::new();
+    let ids: Vec<ParticipantId> = (0..3).map(|_| net.join(false)).collect();
+    net.everyone_receives_everyone();
+    net.settle();
+    let broken = ids[2].clone();
+    let key = net.core.by_participant[&broken];
+    net.core.peers[key].fails_on_next_datagram = true;
+    net.run(Duration::from_millis(200));
+    assert!(
+        net.events.contains(&SfuEvent::PeerGone {
+            participant: broken.clone()
+        }),
+        "the focus is told the connection is gone"
+    );
+    assert_eq!(
+        net.core
+            .counters
+            .peer_panics
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert!(!net.core.by_participant.contains_key(&broken));
+    assert_eq!(net.core.peers.len(), 2);
+    net.core.remove_participant(net.now, &broken);
+    net.client_mut(&broken).online = false;
+    net.run(Duration::from_millis(300));
+    net.clear();
+    net.run(Duration::from_secs(1));
+    for (a, b) in [(&ids[0], &ids[1]), (&ids[1], &ids[0])] {
+        assert!(
+            !net.client(a).from(b, true).is_empty(),
+            "the others' video goes on"
+        );
+        assert!(!net.client(a).from(b, false).is_empty(), "and their audio");
+    }
+}
