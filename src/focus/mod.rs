@@ -33,8 +33,14 @@ use crate::stats::usage::{ConferenceUsage, Usage};
 use events::{Effect, FocusRecord};
 use state::Conferences;
 
-/// A participant session's inbox.
-pub type ParticipantSink = mpsc::UnboundedSender<ParticipantEvent>;
+/// A participant session's inbox. Bounded: a session that lets [`SESSION_INBOX`] events pile up
+/// (a client that stopped reading) is ended as if its connection had dropped, rather than
+/// holding the focus's events in memory for as long as it stalls.
+pub type ParticipantSink = mpsc::Sender<ParticipantEvent>;
+
+/// Events a session's inbox holds before it is too slow to keep: a room's worth of arrivals
+/// and chat, many times over what a reading client ever has waiting.
+pub const SESSION_INBOX: usize = 1024;
 
 enum FocusCommand {
     Join {
@@ -147,7 +153,7 @@ impl Focus {
         &self,
         participant: ParticipantId,
         reason: LeaveReason,
-        session: &mpsc::WeakUnboundedSender<ParticipantEvent>,
+        session: &mpsc::WeakSender<ParticipantEvent>,
     ) {
         let _ = self.commands.send(FocusCommand::Leave {
             participant,
@@ -370,9 +376,18 @@ impl Actor {
         });
     }
 
-    fn notify(&self, participant: &ParticipantId, event: ParticipantEvent) {
-        if let Some(sink) = self.sinks.get(participant) {
-            let _ = sink.send(event);
+    fn notify(&mut self, participant: &ParticipantId, event: ParticipantEvent) {
+        let Some(sink) = self.sinks.get(participant) else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = sink.try_send(event) {
+            // Too slow to keep: the inbox closes once the media side lets go of it too, the
+            // session ends as disconnected and its leave comes back here.
+            warn!(target: crate::privacy::TECHNICAL, event = "session-too-slow");
+            self.sinks.remove(participant);
+            self.sfu.send(SfuCommand::RemovePeer {
+                participant: participant.clone(),
+            });
         }
     }
 
@@ -391,7 +406,8 @@ impl Actor {
                         participant,
                         conference,
                         signals: Box::new(move |signal| {
-                            let _ = sink.send(ParticipantEvent::Media(signal));
+                            // A full inbox is a session being ended (see `notify`).
+                            let _ = sink.try_send(ParticipantEvent::Media(signal));
                         }),
                     });
                 }

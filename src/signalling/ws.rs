@@ -56,7 +56,7 @@ fn close_code_for(error: &axum::Error) -> u16 {
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 type Stream = futures_util::stream::SplitStream<WebSocket>;
-type Events = mpsc::UnboundedReceiver<ParticipantEvent>;
+type Events = mpsc::Receiver<ParticipantEvent>;
 
 struct Outcome {
     reason: LeaveReason,
@@ -85,7 +85,7 @@ pub async fn run_session(socket: WebSocket, state: AppState, caller: Caller) {
             return;
         }
     };
-    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (events_tx, mut events) = mpsc::channel(crate::focus::SESSION_INBOX);
     // Identifies this session to the focus when it ends, without keeping the inbox open.
     let session = events_tx.downgrade();
     let (me, joined) = match enter(&state, &caller, *message, events_tx, &mut sink).await {
@@ -143,7 +143,7 @@ async fn enter(
     state: &AppState,
     caller: &Caller,
     message: JoinMessage,
-    events: mpsc::UnboundedSender<ParticipantEvent>,
+    events: mpsc::Sender<ParticipantEvent>,
     sink: &mut Sink,
 ) -> Entered {
     let token: Option<VerifiedToken> = match &message.jwt {
