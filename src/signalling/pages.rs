@@ -144,9 +144,20 @@ pub async fn health(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// Tasks alive in the server's runtime: flat over a day of meetings, or something leaks.
+fn runtime_tasks() -> u64 {
+    tokio::runtime::Handle::try_current()
+        .map_or(0, |runtime| runtime.metrics().num_alive_tasks() as u64)
+}
+
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let stats = state.focus.stats().await;
-    let body = crate::stats::metrics::render(&stats, &state.sfu_counters, &state.refusals);
+    let body = crate::stats::metrics::render(
+        &stats,
+        &state.sfu_counters,
+        &state.refusals,
+        runtime_tasks(),
+    );
     (
         [(
             header::CONTENT_TYPE,

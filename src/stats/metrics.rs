@@ -15,7 +15,12 @@ use crate::sfu::{QualityFigures, SfuCounters};
 use crate::stats::refusals::{Limit, Refusals};
 
 /// Renders a scrape from the focus's counts and the SFU's counters.
-pub fn render(focus: &FocusStats, sfu: &SfuCounters, refusals: &Refusals) -> String {
+pub fn render(
+    focus: &FocusStats,
+    sfu: &SfuCounters,
+    refusals: &Refusals,
+    runtime_tasks: u64,
+) -> String {
     let mut registry = Registry::with_prefix("zaal");
     let gauge = |value: u64| {
         let g = Gauge::<i64>::default();
@@ -36,6 +41,11 @@ pub fn render(focus: &FocusStats, sfu: &SfuCounters, refusals: &Refusals) -> Str
         "participants",
         "Participants in a conference now",
         gauge(focus.participants as u64),
+    );
+    registry.register(
+        "runtime_tasks",
+        "Tasks alive in the server's async runtime (sessions, connections, timers)",
+        gauge(runtime_tasks),
     );
     registry.register(
         "media_peers",
@@ -262,7 +272,9 @@ mod tests {
                 refusals.count(Limit::WebsocketsPerAddress);
                 refusals
             },
+            7,
         );
+        assert!(text.contains("zaal_runtime_tasks 7"), "{text}");
         assert!(text.contains("zaal_conferences 2"), "{text}");
         assert!(
             text.contains(r#"zaal_refused_total{limit="websockets_per_address"} 1"#),
@@ -291,7 +303,7 @@ mod tests {
             .record(std::time::Duration::from_micros(300), 30);
         sfu.forwarding_delay
             .record(std::time::Duration::from_millis(20), 5);
-        let text = render(&FocusStats::default(), &sfu, &Refusals::default());
+        let text = render(&FocusStats::default(), &sfu, &Refusals::default(), 0);
         for line in [
             "# TYPE zaal_forwarding_delay_seconds histogram",
             r#"zaal_forwarding_delay_seconds_bucket{le="0.00025"} 0"#,

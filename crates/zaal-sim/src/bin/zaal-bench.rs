@@ -15,6 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+
+#[path = "zaal-bench/soak.rs"]
+mod soak;
 use serde_json::json;
 use zaal::focus::RoomName;
 use zaal::store::Store;
@@ -66,6 +69,11 @@ struct Args {
     /// Print no progress line
     #[arg(long)]
     quiet: bool,
+    /// Churn: during the measurement, every this long one participant (round the rooms) leaves
+    /// and a new one joins in its place, and the server's memory, descriptors, threads and tasks
+    /// are sampled for the soak figures (`churn` in the results)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    churn_every: Option<Duration>,
     /// Run the server the tool starts on these processors only (a list such as `0`, `0-1` or
     /// `0,2`). With `--load-cpus` on other processors, the simulated participants never take
     /// the server's core from it, as participants on other machines never would.
@@ -506,8 +514,19 @@ async fn run(args: Args) -> Result<(), String> {
     let t0 = totals(&participants);
     let window_start = Instant::now();
     let mut last = (window_start, fwd0);
+    let mut churn = Churn::new(args.churn_every, args.duration);
     while window_start.elapsed() < args.duration {
         tokio::time::sleep(Duration::from_secs(1)).await;
+        churn
+            .step(
+                &args,
+                &server,
+                pid,
+                &client,
+                &mut participants,
+                window_start,
+            )
+            .await?;
         if !args.quiet {
             let now = Instant::now();
             let fwd = scrape(&client, &server)
@@ -571,6 +590,7 @@ async fn run(args: Args) -> Result<(), String> {
         "server_media_workers": last_scrape.workers,
         "server_cpus": allowed_cpus(pid),
         "load_cpus": allowed_cpus(std::process::id()),
+        "churn": churn.report(),
     });
     let text = serde_json::to_string_pretty(&report).unwrap_or_default();
     println!("{text}");
@@ -583,6 +603,84 @@ async fn run(args: Args) -> Result<(), String> {
         p.vanish();
     }
     Ok(())
+}
+
+/// The churn of a soak run: who is replaced next, and the samples so far.
+struct Churn {
+    every: Option<Duration>,
+    next_swap: Instant,
+    sample_every: Duration,
+    next_sample: Instant,
+    swapped: usize,
+    joins: u64,
+    samples: Vec<soak::Sample>,
+}
+
+impl Churn {
+    fn new(every: Option<Duration>, duration: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            every,
+            next_swap: now + every.unwrap_or_default(),
+            // About 60 samples over the run, at most one every 5 s.
+            sample_every: (duration / 60).max(Duration::from_secs(5)),
+            next_sample: now,
+            swapped: 0,
+            joins: 0,
+            samples: Vec::new(),
+        }
+    }
+
+    async fn step(
+        &mut self,
+        args: &Args,
+        server: &str,
+        pid: u32,
+        client: &reqwest::Client,
+        participants: &mut [SimulatedParticipant],
+        started: Instant,
+    ) -> Result<(), String> {
+        let Some(every) = self.every else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if now >= self.next_sample {
+            self.next_sample = now + self.sample_every;
+            let metrics = match client.get(format!("{server}/metrics")).send().await {
+                Ok(response) => response.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            let at = started.elapsed().as_secs_f64();
+            self.samples
+                .push(soak::sample(pid, at, &metrics).ok_or("the server is gone")?);
+        }
+        while Instant::now() >= self.next_swap {
+            self.next_swap += every;
+            let index = self.swapped % participants.len();
+            self.swapped += 1;
+            let (room, i) = (index / args.participants, index % args.participants);
+            let audio_senders = args.audio_senders.unwrap_or(args.video_senders);
+            let name = format!("p{room}-{i}-{}", self.swapped);
+            let mut options = SimOptions::new(server, &room_name(room), &name);
+            options.send_video = i < args.video_senders;
+            options.send_audio = i < audio_senders;
+            options.video_kbps = args.video_kbps;
+            let fresh = SimulatedParticipant::join(options)
+                .await
+                .map_err(|e| format!("a churn join into room {room}: {e}"))?;
+            let old = std::mem::replace(&mut participants[index], fresh);
+            old.leave().await;
+            self.joins += 1;
+        }
+        Ok(())
+    }
+
+    fn report(&self) -> serde_json::Value {
+        match self.every {
+            Some(_) => soak::report(&self.samples, self.joins),
+            None => serde_json::Value::Null,
+        }
+    }
 }
 
 #[cfg(test)]
