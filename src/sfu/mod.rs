@@ -24,6 +24,8 @@ mod demux;
 mod dispatch;
 mod forward;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keyframe;
 mod pause;
 mod peer;
