@@ -134,6 +134,10 @@ write("demux", "checks-then-media", record(1, check_a) + record(1, srtp) + recor
       + record(2, srtcp) + record(3, srtp))
 write("demux", "rebinding", record(1, check_a) + record(9, check_a) + record(17, check_a)
       + record(1, srtp) + record(9, dtls))
+# A check that names A without proving the password, from an address of its choosing.
+forged = stun("serverfragA0000a:Qx7b", CHECK_ATTRIBUTES)
+write("demux", "forged-rebinding", record(1, check_a) + record(5, forged) + record(5, srtp)
+      + record(1, srtp))
 write("demux", "leave-and-return", record(1, check_a) + record(0xC0, b"\x00") + record(1, srtp)
       + record(0xE0, b"\x00") + record(1, check_a) + record(1, srtp))
 
@@ -278,7 +282,7 @@ def rs256(data):
 
 
 CLAIMS = {"iss": "reservations", "aud": "zaal", "sub": "school", "room": "maths-3b",
-          "exp": 4102444800, "nbf": 1700000000,
+          "exp": 4102444800, "nbf": 1700000000, "iat": 1700000000,
           "context": {"user": {"name": "Ms. Jansen", "moderator": "true"}}}
 write("jwt", "hs256", token({"alg": "HS256", "typ": "JWT"}, CLAIMS, hs256))
 write("jwt", "hs256-any-room", token({"alg": "HS256", "typ": "JWT"},

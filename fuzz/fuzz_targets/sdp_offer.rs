@@ -28,7 +28,12 @@ fuzz_target!(|data: &[u8]| {
 
     let now = std::time::Instant::now();
     let mut core = common::core(now);
-    let id = common::add_peer(&mut core, now, "fuzzufrag0000000");
+    let id = common::add_peer(
+        &mut core,
+        now,
+        "fuzzufrag0000000",
+        "fuzzpassword0000fuzzpassword0000",
+    );
     let _ = common::drain(&mut core);
     core.handle_signal(now, &id, ClientSignal::Offer(offer.to_owned()));
     let (_, outputs) = common::drain(&mut core);

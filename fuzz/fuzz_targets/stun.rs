@@ -30,7 +30,9 @@ use rtc::stun::xoraddr::XorMappedAddress;
 use zaal::sfu::fuzzing::{Output, Transport};
 use zaal::sfu::{ClientSignal, PeerSignal};
 
+/// The connection's ICE credentials, as the dispatcher draws them (the answer tells the browser).
 const SERVER_UFRAG: &str = "fuzzufrag0000000";
+const SERVER_PASSWORD: &str = "fuzzpassword0000fuzzpassword0000";
 /// The browser offer's `a=ice-ufrag` and `a=ice-pwd`.
 const CLIENT_UFRAG: &str = "Qx7b";
 const CLIENT_PASSWORD: &str = "V3kTq8yLm2Zp9RcA1fGh4Jw6";
@@ -43,17 +45,24 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut now = Instant::now();
     let mut core = common::core(now);
-    let id = common::add_peer(&mut core, now, SERVER_UFRAG);
-    core.handle_signal(
-        now,
-        &id,
-        ClientSignal::Offer(common::BROWSER_OFFER.to_owned()),
-    );
+    let id = common::add_peer(&mut core, now, SERVER_UFRAG, SERVER_PASSWORD);
+    let offer = ClientSignal::Offer(common::BROWSER_OFFER.to_owned());
+    core.handle_signal(now, &id, offer);
     let (_, outputs) = common::drain(&mut core);
-    let password = server_password(&outputs);
+    assert!(
+        outputs.iter().any(|output| matches!(
+            output,
+            Output::Signal {
+                signal: PeerSignal::Answer(_),
+                ..
+            }
+        )),
+        "the browser offer is answered"
+    );
+    let password = SERVER_PASSWORD;
 
     let datagram = if mode & 1 != 0 {
-        signed(datagram, &password).unwrap_or_else(|| datagram.to_vec())
+        signed(datagram, password).unwrap_or_else(|| datagram.to_vec())
     } else {
         datagram.to_vec()
     };
@@ -64,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
     if mode & 2 != 0 {
         // What a browser does: a nominating check, an answer to the server's own check of the
         // pair (the server, ICE-lite, checks it before it takes the nomination), the check again.
-        let check = binding_request(&password).expect("a binding request encodes");
+        let check = binding_request(password).expect("a binding request encodes");
         core.handle_datagram(now, Transport::Udp, BROWSER, local, &check);
         let (transmits, _) = common::drain(&mut core);
         now += Duration::from_millis(1);
@@ -76,7 +85,7 @@ fuzz_target!(|data: &[u8]| {
         sent.extend(transmits);
         sent.extend(common::drain(&mut core).0);
         now += Duration::from_millis(1);
-        let check = binding_request(&password).expect("a binding request encodes");
+        let check = binding_request(password).expect("a binding request encodes");
         core.handle_datagram(now, Transport::Udp, BROWSER, local, &check);
         sent.extend(common::drain(&mut core).0);
     }
@@ -99,23 +108,6 @@ fuzz_target!(|data: &[u8]| {
         );
     }
 });
-
-/// The server's ICE password, from the answer to the browser offer.
-fn server_password(outputs: &[Output]) -> String {
-    outputs
-        .iter()
-        .find_map(|output| match output {
-            Output::Signal {
-                signal: PeerSignal::Answer(sdp),
-                ..
-            } => sdp
-                .lines()
-                .find_map(|line| line.strip_prefix("a=ice-pwd:"))
-                .map(str::to_owned),
-            _ => None,
-        })
-        .expect("the browser offer is answered with an ICE password")
-}
 
 /// `datagram`, if it is a STUN message, with the attributes a browser's check authenticates
 /// with put right; its other attributes, type and transaction stay as they were.

@@ -7,7 +7,9 @@
 
 pub use super::bandwidth::{DownlinkEstimator, DownlinkReadings};
 pub use super::core::{Core, Output, Transmit, Transport};
-pub use super::demux::{Directory, is_stun, stun_target_ufrag};
+pub use super::demux::{
+    Directory, IceCredentials, is_stun, stun_integrity_holds, stun_target_ufrag,
+};
 pub use super::forward::{END_TO_END_EXTENSIONS, NegotiatedCodec, Rewrite};
 pub use super::frame::{KeyframeStart, VideoCodec, keyframe_start};
 pub use super::retransmit::{SourceHistory, nacked};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use zaal::ids::ParticipantId;
-use zaal::sfu::fuzzing::{Core, Output, Transmit, counters_for_workers};
+use zaal::sfu::fuzzing::{Core, IceCredentials, Output, Transmit, counters_for_workers};
 
 /// The media port's address, as a worker advertises it.
 pub const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 10000);
@@ -28,10 +28,15 @@ pub fn core(now: Instant) -> Core {
     )
 }
 
-/// A participant's connection, as the focus's `AddPeer` makes the worker create it.
-pub fn add_peer(core: &mut Core, now: Instant, ufrag: &str) -> ParticipantId {
+/// A participant's connection, as the focus's `AddPeer` makes the worker create it, with the
+/// ICE credentials the dispatcher would have drawn.
+pub fn add_peer(core: &mut Core, now: Instant, ufrag: &str, pwd: &str) -> ParticipantId {
     let id = ParticipantId::random();
-    core.add_peer(now, id.clone(), ufrag.to_owned());
+    let credentials = IceCredentials {
+        ufrag: ufrag.to_owned(),
+        pwd: pwd.to_owned(),
+    };
+    core.add_peer(now, id.clone(), credentials);
     id
 }
 
