@@ -12,9 +12,9 @@ step() { printf '\n== %s\n' "$*"; }
 step "Vendored crates: published source plus vendor/patches reproduce vendor/"
 bash vendor/check-patches.sh
 
-step "Test dependencies: curl, openssl, pebble (the ACME test server)"
+step "Test dependencies: curl, openssl, pebble (the ACME test server), iproute2, g++ (libFuzzer)"
 missing=()
-for tool in curl:curl openssl:openssl pebble:pebble ip:iproute2; do
+for tool in curl:curl openssl:openssl pebble:pebble ip:iproute2 c++:g++; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -27,6 +27,9 @@ cargo test --release --locked
 
 step "Rust: unit tests of the patched crates (vendor/README.md)"
 cargo test --release --locked -p rtc -p rtc-interceptor -p rtc-srtp -p tungstenite --lib
+
+step "Fuzzing: every target for a bounded time (fuzz/README.md)"
+bash fuzz/run.sh
 
 step "Browser tests: dependencies"
 if [ ! -x /usr/bin/chromium ]; then
