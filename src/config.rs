@@ -235,6 +235,8 @@ pub struct FocusSettings {
     pub max_participants: usize,
     pub wait_for_host: bool,
     pub reconnect_grace: Duration,
+    /// From `limits.conferences`.
+    pub max_conferences: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -403,6 +405,7 @@ impl Settings {
                 "focus.reconnect_grace",
                 &raw.focus.reconnect_grace,
             )?,
+            max_conferences: limits::limit_settings(&raw.limits)?.conferences,
         };
         let secret = raw.auth.jwt_secret.trim();
         if !secret.is_empty() && secret.len() < MIN_JWT_SECRET {

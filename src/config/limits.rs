@@ -22,6 +22,7 @@ pub struct RawLimits {
     pub request_timeout: String,
     pub websockets: u32,
     pub websockets_per_address: u32,
+    pub conferences: u32,
 }
 
 /// The limits, checked.
@@ -43,6 +44,8 @@ pub struct LimitSettings {
     pub websockets: usize,
     /// Signalling WebSockets from one client address.
     pub websockets_per_address: usize,
+    /// Conferences (and queues waiting for one) at once on this server.
+    pub conferences: usize,
 }
 
 /// Counts beyond this are a typo, not a machine.
@@ -78,6 +81,7 @@ pub fn limit_settings(raw: &RawLimits) -> Result<LimitSettings, ConfigError> {
         request_timeout: timeout("limits.request_timeout", &raw.request_timeout)?,
         websockets: count("limits.websockets", raw.websockets)?,
         websockets_per_address: count("limits.websockets_per_address", raw.websockets_per_address)?,
+        conferences: count("limits.conferences", raw.conferences)?,
     };
     if limits.http_connections_per_address > limits.http_connections {
         return Err(invalid(

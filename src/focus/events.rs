@@ -242,6 +242,8 @@ pub enum JoinError {
     RoomNotFound,
     #[error("the conference is full")]
     ConferenceFull,
+    #[error("this server runs as many conferences as it may (limits.conferences)")]
+    ServerFull,
     #[error("the server is not accepting participants")]
     Unavailable,
     #[error("the room is locked")]
@@ -259,6 +261,7 @@ impl JoinError {
         match self {
             JoinError::RoomNotFound => "room-not-found",
             JoinError::ConferenceFull => "conference-full",
+            JoinError::ServerFull => "server-full",
             JoinError::Unavailable => "unavailable",
             JoinError::RoomLocked => "room-locked",
             JoinError::PasswordRequired => "password-required",

@@ -110,7 +110,8 @@ impl Focus {
                 settings.max_participants,
                 settings.wait_for_host,
                 settings.reconnect_grace,
-            ),
+            )
+            .with_max_conferences(settings.max_conferences),
             sinks: std::collections::HashMap::new(),
             usage,
             sfu,

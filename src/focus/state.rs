@@ -27,6 +27,8 @@ pub struct Conferences {
     wait_for_host: bool,
     /// How long a participant whose connection dropped stays, to come back as themselves.
     reconnect_grace: Duration,
+    /// Conferences (and queues waiting for one) at once (`limits.conferences`).
+    max_conferences: usize,
 }
 
 /// Waiters sent away when the doors opened onto a full conference are no longer anyone's.
@@ -52,7 +54,15 @@ impl Conferences {
             max_participants,
             wait_for_host,
             reconnect_grace,
+            max_conferences: usize::MAX,
         }
+    }
+
+    /// At most this many conferences (and queues waiting for one) at once; a join that would
+    /// open one more is refused with [`JoinError::ServerFull`].
+    pub fn with_max_conferences(mut self, max: usize) -> Self {
+        self.max_conferences = max.max(1);
+        self
     }
 
     /// Whether a conference (or a queue waiting for one) exists in this room.
@@ -152,6 +162,9 @@ impl Conferences {
         if !self.by_room.contains_key(&room) {
             if !room_exists {
                 return (refuse(JoinError::RoomNotFound, &mut effects), effects);
+            }
+            if self.by_room.len() >= self.max_conferences {
+                return (refuse(JoinError::ServerFull, &mut effects), effects);
             }
             let opened = !self.wait_for_host;
             self.by_room.insert(

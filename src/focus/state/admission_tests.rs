@@ -119,3 +119,31 @@ fn a_single_admit_into_a_full_conference_is_refused_and_the_waiter_stays() {
     assert!(result.is_ok());
     assert_eq!(admitted(&effects), 1);
 }
+
+#[test]
+fn a_join_that_would_open_one_conference_too_many_is_refused() {
+    let now = Instant::now();
+    let mut c = Conferences::new(Duration::from_secs(30), CAP, false, Duration::ZERO)
+        .with_max_conferences(2);
+    for room in ["klas-a", "klas-b"] {
+        let mut join = request("Juf", true);
+        join.room = RoomName::parse(room).unwrap();
+        assert!(matches!(
+            c.join(now, join, true).0,
+            Ok(JoinOutcome::Joined(_))
+        ));
+    }
+    let mut third = request("Meester", true);
+    third.room = RoomName::parse("klas-c").unwrap();
+    assert_eq!(
+        c.join(now, third, true).0.err(),
+        Some(JoinError::ServerFull)
+    );
+    // A running conference still takes participants.
+    let mut more = request("Pupil", false);
+    more.room = RoomName::parse("klas-a").unwrap();
+    assert!(matches!(
+        c.join(now, more, true).0,
+        Ok(JoinOutcome::Joined(_))
+    ));
+}

@@ -46,6 +46,7 @@ pub enum ErrorCode {
     InvalidName,
     RoomNotFound,
     ConferenceFull,
+    ServerFull,
     NegotiationFailed,
     MediaFailed,
     ServerShuttingDown,
@@ -78,6 +79,7 @@ impl ErrorCode {
             ErrorCode::InvalidName => "invalid-name",
             ErrorCode::RoomNotFound => "room-not-found",
             ErrorCode::ConferenceFull => "conference-full",
+            ErrorCode::ServerFull => "server-full",
             ErrorCode::NegotiationFailed => "negotiation-failed",
             ErrorCode::MediaFailed => "media-failed",
             ErrorCode::ServerShuttingDown => "server-shutting-down",
@@ -105,6 +107,7 @@ impl ErrorCode {
                 | ErrorCode::InvalidRoom
                 | ErrorCode::RoomNotFound
                 | ErrorCode::ConferenceFull
+                | ErrorCode::ServerFull
                 | ErrorCode::MediaFailed
                 | ErrorCode::ServerShuttingDown
                 | ErrorCode::Internal

@@ -372,6 +372,7 @@ impl From<JoinError> for ErrorCode {
         match e {
             JoinError::RoomNotFound => ErrorCode::RoomNotFound,
             JoinError::ConferenceFull => ErrorCode::ConferenceFull,
+            JoinError::ServerFull => ErrorCode::ServerFull,
             JoinError::Unavailable => ErrorCode::ServerShuttingDown,
             JoinError::RoomLocked => ErrorCode::RoomLocked,
             JoinError::PasswordRequired => ErrorCode::PasswordRequired,
