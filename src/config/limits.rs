@@ -23,6 +23,8 @@ pub struct RawLimits {
     pub websockets: u32,
     pub websockets_per_address: u32,
     pub conferences: u32,
+    pub messages_per_second: u32,
+    pub message_burst: u32,
 }
 
 /// The limits, checked.
@@ -46,6 +48,9 @@ pub struct LimitSettings {
     pub websockets_per_address: usize,
     /// Conferences (and queues waiting for one) at once on this server.
     pub conferences: usize,
+    /// Signalling messages one client may send per second on average, and in a burst.
+    pub messages_per_second: u32,
+    pub message_burst: u32,
 }
 
 /// Counts beyond this are a typo, not a machine.
@@ -82,7 +87,15 @@ pub fn limit_settings(raw: &RawLimits) -> Result<LimitSettings, ConfigError> {
         websockets: count("limits.websockets", raw.websockets)?,
         websockets_per_address: count("limits.websockets_per_address", raw.websockets_per_address)?,
         conferences: count("limits.conferences", raw.conferences)?,
+        messages_per_second: count("limits.messages_per_second", raw.messages_per_second)? as u32,
+        message_burst: count("limits.message_burst", raw.message_burst)? as u32,
     };
+    if limits.message_burst < limits.messages_per_second {
+        return Err(invalid(
+            "limits.message_burst",
+            "cannot be below limits.messages_per_second",
+        ));
+    }
     if limits.http_connections_per_address > limits.http_connections {
         return Err(invalid(
             "limits.http_connections_per_address",

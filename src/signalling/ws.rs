@@ -76,7 +76,12 @@ pub struct Caller {
 
 pub async fn run_session(socket: WebSocket, state: AppState, caller: Caller) {
     let (mut sink, mut stream) = socket.split();
-    let mut limiter = RateLimiter::new(Instant::now());
+    let limits = state.settings.limits;
+    let mut limiter = RateLimiter::new(
+        Instant::now(),
+        limits.messages_per_second,
+        limits.message_burst,
+    );
 
     let message = match wait_for_join(&mut sink, &mut stream, &mut limiter).await {
         Ok(message) => message,
