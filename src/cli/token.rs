@@ -46,6 +46,14 @@ pub fn run(
         },
     ) {
         Ok(token) => token,
+        Err(crate::signalling::jwt::TokenError::TooLong) => {
+            eprintln!(
+                "zaal token: --ttl is longer than auth.token_max_lifetime ({}); mint a shorter \
+                 link or raise that limit",
+                settings.raw.auth.token_max_lifetime.trim()
+            );
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!(
                 "zaal token: {e}; set auth.jwt_secret (at least 32 characters) to mint links"
