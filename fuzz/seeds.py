@@ -30,6 +30,13 @@ def write(target, name, data):
         f.write(data)
 
 
+# -- http_headers: Origin, Sec-Fetch-Site, then X-Forwarded-For lines, one per line ----------
+
+write("http_headers", "proxied", "https://meet.example.nl\nsame-origin\n203.0.113.5, 10.0.0.2\n192.0.2.1")
+write("http_headers", "two-lines", "null\ncross-site\n1.2.3.4\n203.0.113.5")
+write("http_headers", "ipv6", "HTTP://[::1]:8080/x\n\n::ffff:10.0.0.2, 2001:db8::1")
+
+
 # -- signalling_message: every client message of docs/protocol.md ---------------------------
 
 PEER = "p8Jk2Lm4Nq6R"

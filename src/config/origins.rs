@@ -27,7 +27,20 @@ pub fn web_origin(url: &str) -> Option<String> {
         Some((host, port)) if !port.contains(']') => (host.to_string(), Some(port.to_string())),
         _ => (authority.clone(), None),
     };
-    if host.is_empty() {
+    // A host name, or an IPv6 literal in brackets: anything else (spaces, control characters,
+    // a stray bracket) is no origin a browser sends, and would not compare as one.
+    let literal = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .is_some_and(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        });
+    let name = host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_');
+    if host.is_empty() || !(literal || name) {
         return None;
     }
     match port {
@@ -77,6 +90,11 @@ mod tests {
             ("https://:443", None),
             ("https://host:http", None),
             ("null", None),
+            // Found by fuzzing: a control character in the host made the result trim to a
+            // different origin when normalised again.
+            ("http://\0[::1]x\t", None),
+            ("http://a b.example", None),
+            ("http://[::1", None),
         ];
         for (url, origin) in cases {
             assert_eq!(web_origin(url).as_deref(), origin, "{url}");

@@ -8,7 +8,7 @@
 mod api;
 mod api_error;
 mod auth;
-mod client_ip;
+pub mod client_ip;
 pub mod jwt;
 pub mod listener;
 mod occupancy;
