@@ -180,7 +180,8 @@ pub fn parse(text: &str) -> Result<Inbound, ProtocolError> {
         ));
     }
     let wire: ClientMessage = serde_json::from_str(text).map_err(|e| {
-        // serde's message names the offending type or field but never echoes values.
+        // serde's message names the offending field or type and may quote the value that did
+        // not fit: it goes back to the client that sent it, and is never logged.
         ProtocolError::new(ErrorCode::BadMessage, e.to_string())
     })?;
     Ok(match wire {
