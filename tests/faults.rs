@@ -119,13 +119,7 @@ async fn everything_under_data_and_logs_is_private_to_the_service() {
     let server = TestServer::start(&[]);
     // A login (a session row), a room, a conference with media: every database and every
     // stream gets written.
-    server.create_room("klas").await;
-    let a = SimulatedParticipant::join(SimOptions::new(&server.base, "klas", "Anna"))
-        .await
-        .unwrap();
-    let b = SimulatedParticipant::join(SimOptions::new(&server.base, "klas", "Bram"))
-        .await
-        .unwrap();
+    let (a, b) = common::two_in_a_room(&server, "klas").await;
     media_flows(&a, &b.id).await;
     let logs = server.logs_dir();
     let data = server.data_dir();
@@ -333,13 +327,7 @@ async fn a_full_logs_dir_costs_only_the_records_that_do_not_fit() {
     );
     let logs = mount_point.clone();
     let server = TestServer::start(&[("ZAAL__LOGS__DIR", logs.to_str().unwrap())]);
-    server.create_room("klas").await;
-    let a = SimulatedParticipant::join(SimOptions::new(&server.base, "klas", "Anna"))
-        .await
-        .unwrap();
-    let b = SimulatedParticipant::join(SimOptions::new(&server.base, "klas", "Bram"))
-        .await
-        .unwrap();
+    let (a, b) = common::two_in_a_room(&server, "klas").await;
     media_flows(&a, &b.id).await;
     media_flows(&b, &a.id).await;
     assert_eq!(server.metric(ACCESS_ERRORS).await, 0);

@@ -37,7 +37,7 @@ async fn only_the_servers_own_pages_may_use_a_hosts_cookie() {
     let server = TestServer::start(&[("ZAAL__HTTP__ALLOWED_ORIGINS", "https://portal.example.nl")]);
     server.create_room("eigen-pagina").await;
     let cookie = server.login().await;
-    let own = server.url("").trim_end_matches('/').to_string();
+    let own = server.base.clone();
     for origin in ["https://evil.example", "null", "http://127.0.0.1:1"] {
         let status = upgrade(&server, &[("cookie", &cookie), ("origin", origin)]).await;
         assert_eq!(status, 403, "an upgrade from {origin}");
@@ -99,11 +99,7 @@ async fn only_the_servers_own_pages_may_use_a_hosts_cookie() {
 async fn connect_from(from: &str, server: &TestServer) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(format!("{from}:0").parse().unwrap())?;
-    let addr = server
-        .url("")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
+    let addr = server.base.trim_start_matches("http://");
     socket.connect(addr.parse().unwrap()).await
 }
 
@@ -127,14 +123,7 @@ async fn idle_and_slow_connections_are_closed_while_a_meeting_goes_on() {
         ("ZAAL__LIMITS__HEADER_TIMEOUT", "3s"),
         ("ZAAL__LIMITS__HTTP_CONNECTIONS_PER_ADDRESS", "256"),
     ]);
-    server.create_room("les").await;
-    let base = server.url("").trim_end_matches('/').to_string();
-    let alice = SimulatedParticipant::join(SimOptions::new(&base, "les", "Alice"))
-        .await
-        .unwrap();
-    let bob = SimulatedParticipant::join(SimOptions::new(&base, "les", "Bob"))
-        .await
-        .unwrap();
+    let (alice, bob) = common::two_in_a_room(&server, "les").await;
     media_flows(&bob, &alice.id).await;
 
     // From another address: 2000 connections that never send a byte, and a slowloris that

@@ -9,7 +9,7 @@ use common::{TestServer, eventually};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use zaal_sim::{SimOptions, SimulatedParticipant};
+use zaal_sim::SimulatedParticipant;
 
 /// A small deterministic generator, so a failure can be replayed.
 struct XorShift(u64);
@@ -68,13 +68,7 @@ fn hostile_datagrams(rng: &mut XorShift) -> Vec<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_does_not_disturb_a_running_conference() {
     let server = TestServer::start(&[]);
-    server.create_room("klas").await;
-    let a = SimulatedParticipant::join(SimOptions::new(&server.base, "klas", "Anna"))
-        .await
-        .unwrap();
-    let b = SimulatedParticipant::join(SimOptions::new(&server.base, "klas", "Bram"))
-        .await
-        .unwrap();
+    let (a, b) = common::two_in_a_room(&server, "klas").await;
     flowing(&a, &b, "B's media at A").await;
     flowing(&b, &a, "A's media at B").await;
 

@@ -9,6 +9,7 @@
 //! never read a request itself; that is the router's.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,7 +140,7 @@ async fn http<I>(
     peer: SocketAddr,
     io: TokioIo<I>,
     h2: bool,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     refusals: &Refusals,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -157,28 +158,14 @@ async fn http<I>(
             .keep_alive_interval(limits.header_timeout)
             .keep_alive_timeout(limits.header_timeout);
         let connection = builder.serve_connection(io, service);
-        tokio::pin!(connection);
-        tokio::select! {
-            ended = &mut connection => ended,
-            () = stopped(&mut stop) => {
-                connection.as_mut().graceful_shutdown();
-                connection.await
-            }
-        }
+        until_stopped(connection, stop, |c| c.graceful_shutdown()).await
     } else {
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout);
         let connection = builder.serve_connection(io, service).with_upgrades();
-        tokio::pin!(connection);
-        tokio::select! {
-            ended = &mut connection => ended,
-            () = stopped(&mut stop) => {
-                connection.as_mut().graceful_shutdown();
-                connection.await
-            }
-        }
+        until_stopped(connection, stop, |c| c.graceful_shutdown()).await
     };
     if let Err(error) = ended
         && error.is_timeout()
@@ -187,7 +174,22 @@ async fn http<I>(
     }
 }
 
-/// Returns once the server is stopping.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopping| *stopping).await;
+/// Drives a connection to its end; once the server stops, it is asked to finish what it has
+/// in hand and take nothing more.
+async fn until_stopped<C: Future>(
+    connection: C,
+    mut stop: watch::Receiver<bool>,
+    shut_down: impl FnOnce(Pin<&mut C>),
+) -> C::Output {
+    tokio::pin!(connection);
+    let stopping = async move {
+        let _ = stop.wait_for(|stopping| *stopping).await;
+    };
+    tokio::select! {
+        ended = &mut connection => ended,
+        () = stopping => {
+            shut_down(connection.as_mut());
+            connection.await
+        }
+    }
 }

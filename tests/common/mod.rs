@@ -248,6 +248,24 @@ impl Drop for TestServer {
     }
 }
 
+/// A room `room` created by the host, and two guests in it, Anna and Bram, publishing audio and
+/// video to each other.
+pub async fn two_in_a_room(
+    server: &TestServer,
+    room: &str,
+) -> (
+    zaal_sim::SimulatedParticipant,
+    zaal_sim::SimulatedParticipant,
+) {
+    server.create_room(room).await;
+    let join = |name: &str| {
+        zaal_sim::SimulatedParticipant::join(zaal_sim::SimOptions::new(&server.base, room, name))
+    };
+    let anna = join("Anna").await.expect("Anna joins");
+    let bram = join("Bram").await.expect("Bram joins");
+    (anna, bram)
+}
+
 /// Waits until `receiver` gets fresh audio and video from `publisher` (20 packets of each).
 pub async fn media_flows(receiver: &zaal_sim::SimulatedParticipant, publisher: &str) {
     let before = receiver.received_from(publisher);
