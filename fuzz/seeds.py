@@ -148,6 +148,17 @@ write("demux", "forged-rebinding", record(1, check_a) + record(5, forged) + reco
 write("demux", "leave-and-return", record(1, check_a) + record(0xC0, b"\x00") + record(1, srtp)
       + record(0xE0, b"\x00") + record(1, check_a) + record(1, srtp))
 
+# -- ice_tcp_frames: [step, the bytes of an ICE-TCP connection] ------------------------------
+
+def frame(datagram):
+    return len(datagram).to_bytes(2, "big") + datagram
+
+
+write("ice_tcp_frames", "check-then-media", bytes([5]) + frame(check_a) + frame(dtls) + frame(b"")
+      + frame(srtp) + frame(srtcp))
+write("ice_tcp_frames", "one-byte-reads", bytes([1]) + frame(check_b) + frame(srtp))
+write("ice_tcp_frames", "too-long", bytes([3]) + frame(check_a) + b"\xff\xff" + srtp)
+
 # -- stun: [mode, datagram] into a media core --------------------------------------------------
 
 check = stun("fuzzufrag0000000:Qx7b", CHECK_ATTRIBUTES, password="unknown-to-the-client-00")

@@ -76,6 +76,7 @@ pub struct RawHttp {
 #[serde(deny_unknown_fields)]
 pub struct RawMedia {
     pub udp_port: u16,
+    pub tcp_port: u16,
     pub bind: String,
     pub advertise_ips: Vec<String>,
     pub last_n: u32,
@@ -184,6 +185,8 @@ pub struct HttpSettings {
 #[derive(Debug, Clone)]
 pub struct MediaSettings {
     pub udp_port: u16,
+    /// The ICE-TCP port; 0: off.
+    pub tcp_port: u16,
     pub bind: IpAddr,
     /// Empty means "the addresses of the bound interface(s)".
     pub advertise_ips: Vec<IpAddr>,
@@ -471,6 +474,7 @@ impl Settings {
             tls,
             media: MediaSettings {
                 udp_port: raw.media.udp_port,
+                tcp_port: raw.media.tcp_port,
                 bind,
                 advertise_ips,
                 last_n: (raw.media.last_n > 0).then_some(raw.media.last_n as usize),

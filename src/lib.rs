@@ -13,6 +13,8 @@ pub mod focus;
 pub mod health;
 /// Random conference and participant identifiers, shared by the focus and the SFU.
 pub mod ids;
+/// Connections open, in all and per address, against limits (HTTP, WebSockets, ICE-TCP).
+pub mod occupancy;
 /// Log streams, personal-data wrappers, the privacy statement.
 pub mod privacy;
 /// Private folders (0700) and files (0600) under `data.dir` and `logs.dir`.

@@ -26,6 +26,8 @@ pub struct Server {
     pub http_addr: SocketAddr,
     /// The first address media is advertised on.
     pub media_addr: SocketAddr,
+    /// The first address of the ICE-TCP port, when it is on.
+    pub media_tcp_addr: Option<SocketAddr>,
     pub public_url: String,
     /// How the listener does TLS, for the operator; `None`: plain HTTP.
     pub tls_summary: Option<String>,
@@ -98,12 +100,16 @@ impl Server {
                 advertise_ips: settings.media.advertise_ips.clone(),
                 last_n: settings.media.last_n,
                 workers: settings.media.workers,
+                tcp_port: settings.media.tcp_port,
+                tcp_connections: settings.limits.media_tcp_connections,
+                tcp_connections_per_address: settings.limits.media_tcp_connections_per_address,
             },
             sfu_events_tx,
             health.clone(),
         )
         .map_err(StartError::Media)?;
         let media_addr = sfu.candidates()[0];
+        let media_tcp_addr = sfu.tcp_candidates().first().copied();
         let tls = Tls::start(&settings.tls, &settings.data_dir)?;
         let focus = Focus::start(
             settings.focus,
@@ -199,6 +205,7 @@ impl Server {
         Ok(Self {
             http_addr,
             media_addr,
+            media_tcp_addr,
             public_url,
             tls_summary: tls.as_ref().map(|t| t.summary.clone()),
             redirect_addr,

@@ -236,3 +236,104 @@ async fn websockets_are_capped_per_address_and_a_message_too_big_closes_with_100
     };
     assert_eq!(code, 1009, "message too big");
 }
+
+/// A TCP connection from `from` to `port` on loopback.
+async fn connect_tcp(from: &str, port: u16) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket
+        .connect(format!("127.0.0.1:{port}").parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// A port free on loopback now (the ICE-TCP port has no "pick one" value: 0 turns it off).
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An RFC 4571 frame.
+fn framed(datagram: &[u8]) -> Vec<u8> {
+    let mut out = (datagram.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(datagram);
+    out
+}
+
+/// A STUN binding request naming `username`, without MESSAGE-INTEGRITY.
+fn stun_binding(username: &str) -> Vec<u8> {
+    let mut attribute = 0x0006u16.to_be_bytes().to_vec();
+    attribute.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attribute.extend_from_slice(username.as_bytes());
+    while !attribute.len().is_multiple_of(4) {
+        attribute.push(0);
+    }
+    let mut message = 0x0001u16.to_be_bytes().to_vec();
+    message.extend_from_slice(&(attribute.len() as u16).to_be_bytes());
+    message.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    message.extend_from_slice(&[7; 12]);
+    message.extend_from_slice(&attribute);
+    message
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_tcp_connections_must_prove_themselves_and_are_capped_per_address() {
+    let port = free_tcp_port();
+    let server = TestServer::start(&[
+        ("ZAAL__MEDIA__TCP_PORT", &port.to_string()),
+        ("ZAAL__LIMITS__MEDIA_TCP_CONNECTIONS_PER_ADDRESS", "3"),
+    ]);
+    let (alice, bob) = common::two_in_a_room(&server, "tcp-poort").await;
+    media_flows(&bob, &alice.id).await;
+
+    // Three connections from one address that say nothing hold its places…
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(connect_tcp("127.0.0.3", port).await);
+    }
+    // …so a fourth is closed at once, before anything is read.
+    let mut fourth = connect_tcp("127.0.0.3", port).await;
+    assert!(closed_by_server(&mut fourth, Duration::from_secs(3)).await);
+    eventually_async("the per-address refusal counted", || async {
+        (server
+            .metric(r#"zaal_refused_total{limit="media_tcp_connections_per_address"}"#)
+            .await
+            >= 1)
+            .then_some(())
+    })
+    .await;
+
+    // From elsewhere: datagrams that prove nothing close their connection.
+    let unproven: [Vec<u8>; 3] = [
+        // DTLS where STUN must come first.
+        framed(&[22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        // STUN for a connection that does not exist.
+        framed(&stun_binding("nosuchufrag00000:client")),
+        // A frame longer than any datagram.
+        vec![0xff, 0xff, 1, 2, 3],
+    ];
+    for bytes in &unproven {
+        let mut stream = connect_tcp("127.0.0.4", port).await;
+        stream.write_all(bytes).await.unwrap();
+        assert!(closed_by_server(&mut stream, Duration::from_secs(3)).await);
+    }
+    // The silent ones are closed when their time to prove themselves is up.
+    for stream in &mut silent {
+        assert!(closed_by_server(stream, Duration::from_secs(10)).await);
+    }
+    eventually_async("the unproven connections counted", || async {
+        (server
+            .metric(r#"zaal_refused_total{limit="media_tcp_unproven"}"#)
+            .await
+            >= 6)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(server.metric("zaal_media_tcp_connections").await, 0);
+    // None of it touched the meeting.
+    media_flows(&alice, &bob.id).await;
+    assert!(alice.observed().ended.is_none() && bob.observed().ended.is_none());
+}

@@ -12,9 +12,9 @@ step() { printf '\n== %s\n' "$*"; }
 step "Vendored crates: published source plus vendor/patches reproduce vendor/"
 bash vendor/check-patches.sh
 
-step "Test dependencies: curl, openssl, pebble (the ACME test server), iproute2, g++ (libFuzzer)"
+step "Test dependencies: curl, openssl, pebble (the ACME test server), iproute2, nftables, g++ (libFuzzer)"
 missing=()
-for tool in curl:curl openssl:openssl pebble:pebble ip:iproute2 c++:g++; do
+for tool in curl:curl openssl:openssl pebble:pebble ip:iproute2 nft:nftables c++:g++; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

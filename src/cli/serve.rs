@@ -59,6 +59,9 @@ pub fn run(settings: Settings) -> ExitCode {
             server.public_url,
             server.media_addr
         );
+        if let Some(addr) = server.media_tcp_addr {
+            say!("Media over TCP, for networks that block UDP, on tcp {addr}.");
+        }
         match &server.tls_summary {
             Some(summary) => say!("{summary}."),
             None => say!(

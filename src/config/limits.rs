@@ -25,6 +25,8 @@ pub struct RawLimits {
     pub conferences: u32,
     pub messages_per_second: u32,
     pub message_burst: u32,
+    pub media_tcp_connections: u32,
+    pub media_tcp_connections_per_address: u32,
 }
 
 /// The limits, checked.
@@ -51,6 +53,9 @@ pub struct LimitSettings {
     /// Signalling messages one client may send per second on average, and in a burst.
     pub messages_per_second: u32,
     pub message_burst: u32,
+    /// ICE-TCP connections at once, in all and from one address.
+    pub media_tcp_connections: usize,
+    pub media_tcp_connections_per_address: usize,
 }
 
 /// Counts beyond this are a typo, not a machine.
@@ -89,7 +94,18 @@ pub fn limit_settings(raw: &RawLimits) -> Result<LimitSettings, ConfigError> {
         conferences: count("limits.conferences", raw.conferences)?,
         messages_per_second: count("limits.messages_per_second", raw.messages_per_second)? as u32,
         message_burst: count("limits.message_burst", raw.message_burst)? as u32,
+        media_tcp_connections: count("limits.media_tcp_connections", raw.media_tcp_connections)?,
+        media_tcp_connections_per_address: count(
+            "limits.media_tcp_connections_per_address",
+            raw.media_tcp_connections_per_address,
+        )?,
     };
+    if limits.media_tcp_connections_per_address > limits.media_tcp_connections {
+        return Err(invalid(
+            "limits.media_tcp_connections_per_address",
+            "cannot exceed limits.media_tcp_connections",
+        ));
+    }
     if limits.message_burst < limits.messages_per_second {
         return Err(invalid(
             "limits.message_burst",

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -145,7 +146,7 @@ fn media_engine() -> Result<MediaEngine, RtcError> {
 pub fn build_connection(
     now: Instant,
     credentials: &IceCredentials,
-    candidates: &[SocketAddr],
+    candidates: &Candidates,
     downlink: Arc<DownlinkReadings>,
 ) -> Result<RTCPeerConnection, RtcError> {
     let mut engine = media_engine()?;
@@ -186,8 +187,16 @@ pub fn build_connection(
         .with_media_engine(engine)
         .with_interceptor_registry(registry)
         .build(now)?;
-    add_host_candidates(&mut pc, candidates)?;
+    add_candidates(&mut pc, candidates)?;
     Ok(pc)
+}
+
+/// The server's host candidates: the media port's addresses, and the ICE-TCP port's (none when
+/// it is off).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Candidates {
+    pub udp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
 }
 
 /// Announces a UDP host candidate for each address, then the end of candidates: nothing more
@@ -196,16 +205,34 @@ pub fn add_host_candidates(
     pc: &mut RTCPeerConnection,
     addresses: &[SocketAddr],
 ) -> Result<(), RtcError> {
-    for addr in addresses {
+    add_candidates(
+        pc,
+        &Candidates {
+            udp: addresses.to_vec(),
+            tcp: Vec::new(),
+        },
+    )
+}
+
+/// Announces the UDP host candidates, then the passive TCP ones (RFC 6544: the client connects
+/// to them; their priority is below every UDP candidate's, so TCP carries media only where UDP
+/// cannot), then the end of candidates.
+fn add_candidates(pc: &mut RTCPeerConnection, candidates: &Candidates) -> Result<(), RtcError> {
+    let udp = candidates
+        .udp
+        .iter()
+        .map(|a| (a, "udp", TcpType::Unspecified));
+    let tcp = candidates.tcp.iter().map(|a| (a, "tcp", TcpType::Passive));
+    for (addr, network, tcp_type) in udp.chain(tcp) {
         let candidate = CandidateHostConfig {
             base_config: CandidateConfig {
-                network: "udp".to_owned(),
+                network: network.to_owned(),
                 address: addr.ip().to_string(),
                 port: addr.port(),
                 component: 1,
                 ..Default::default()
             },
-            ..Default::default()
+            tcp_type,
         }
         .new_candidate_host()?;
         pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;

@@ -23,11 +23,28 @@ pub struct SfuCounters {
     /// Media worker threads that stopped unexpectedly (the SFU is then broken: see /healthz).
     pub workers_failed: AtomicU64,
     pub peers: AtomicU64,
+    /// ICE-TCP (`super::ice_tcp`): connections open now, frames in and out, frames dropped
+    /// because the connection's send queue was full, and connections refused by a limit.
+    pub tcp: TcpCounters,
     /// Connections on each media worker (empty until the SFU starts).
     pub worker_peers: Vec<AtomicU64>,
     pub quality: QualityFigures,
     /// How long forwarded packets spent in the SFU.
     pub forwarding_delay: DelayHistogram,
+}
+
+#[derive(Debug, Default)]
+pub struct TcpCounters {
+    pub connections: AtomicU64,
+    pub frames_in: AtomicU64,
+    pub frames_out: AtomicU64,
+    pub frames_dropped: AtomicU64,
+    /// Refused: `limits.media_tcp_connections` held.
+    pub refused_total: AtomicU64,
+    /// Refused: `limits.media_tcp_connections_per_address` held.
+    pub refused_per_address: AtomicU64,
+    /// Closed: no STUN request proving a connection's credentials came first, in time.
+    pub refused_unproven: AtomicU64,
 }
 
 /// Upper bounds of the forwarding-delay buckets, in seconds (a last one holds the rest).

@@ -157,6 +157,21 @@ impl<K: Copy + Eq + Hash> Directory<K> {
         }
     }
 
+    /// Whether datagrams from `addr` reach a peer.
+    pub fn is_bound(&self, addr: SocketAddr) -> bool {
+        self.by_addr.contains_key(&addr)
+    }
+
+    /// Forgets a bound address (a TCP connection that closed): whatever comes from it next
+    /// must prove itself again.
+    pub fn unbind(&mut self, addr: SocketAddr) {
+        if let Some(key) = self.by_addr.remove(&addr)
+            && let Some(entry) = self.peers.get_mut(&key)
+        {
+            entry.addrs.retain(|a| *a != addr);
+        }
+    }
+
     /// The peer a datagram from `from` belongs to. A STUN request naming a known ufrag, with
     /// MESSAGE-INTEGRITY made with that peer's password, also (re)binds `from` to that peer
     /// (one without is dropped unless it comes from the peer's own address); anything else must
@@ -378,6 +393,28 @@ mod tests {
         assert_eq!(dir.route(alice, &[0x80; 20]), None);
         assert_eq!(dir.route(alice, &stun_with_username("aaaa:x")), None);
         assert_eq!(dir.route(bob, &[0x80; 20]), Some(2));
+    }
+
+    #[test]
+    fn an_unbound_address_must_prove_itself_again() {
+        let mut dir = Directory::<u32>::default();
+        dir.insert_peer(credentials("aaaa"), 1);
+        let closed: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        assert_eq!(dir.route(closed, &stun_with_username("aaaa:x")), Some(1));
+        assert!(dir.is_bound(closed));
+        dir.unbind(closed);
+        assert!(!dir.is_bound(closed));
+        assert_eq!(
+            dir.route(closed, &[0x80; 20]),
+            None,
+            "media from it go nowhere"
+        );
+        assert_eq!(
+            dir.route(closed, &stun_without_integrity("aaaa:x")),
+            None,
+            "nor an unsigned request"
+        );
+        assert_eq!(dir.route(closed, &stun_with_username("aaaa:x")), Some(1));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 use super::SfuCommand;
+use super::demux::{stun_integrity_holds, stun_target_ufrag};
 use super::runtime::WorkerCommand;
 use super::workers::Assignments;
 
@@ -28,6 +29,22 @@ impl Dispatch {
             workers,
             assignments,
         }
+    }
+
+    /// The worker whose connection a STUN request is for, if it names one and its
+    /// MESSAGE-INTEGRITY proves it knows that connection's password: where a new ICE-TCP
+    /// connection's datagrams go (`super::ice_tcp`), decided once per connection.
+    pub fn worker_for_stun(&self, request: &[u8]) -> Option<usize> {
+        let ufrag = stun_target_ufrag(request)?;
+        let (worker, pwd) = {
+            let assignments = match self.assignments.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let placement = assignments.placement_of_ufrag(ufrag)?;
+            (placement.worker, placement.credentials.pwd.clone())
+        };
+        stun_integrity_holds(request, &pwd).then_some(worker)
     }
 
     /// Sends a command to the worker of its participant; false if that worker has stopped.

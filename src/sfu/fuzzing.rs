@@ -12,6 +12,7 @@ pub use super::demux::{
 };
 pub use super::forward::{END_TO_END_EXTENSIONS, NegotiatedCodec, Rewrite};
 pub use super::frame::{KeyframeStart, VideoCodec, keyframe_start};
+pub use super::ice_tcp::framing::{FrameReader, FramingError, MAX_FRAME, write_frame};
 pub use super::retransmit::{SourceHistory, nacked};
 pub use super::rtcp::{FeedbackTap, as_nack, is_keyframe_request};
 pub use super::simulcast_sdp::keep_simulcast_bindings;

@@ -26,6 +26,7 @@ mod forward;
 mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+mod ice_tcp;
 mod keyframe;
 mod pause;
 mod peer;
@@ -48,6 +49,7 @@ use tokio::sync::mpsc;
 
 use crate::ids::{ConferenceId, ParticipantId};
 
+pub use connection::Candidates;
 pub use counters::{DelayHistogram, FORWARDING_DELAY_BOUNDS_S, QualityFigures, SfuCounters};
 pub use forward::{NegotiatedCodec, Rewrite};
 pub use rtcp::FeedbackTap;
@@ -64,6 +66,11 @@ pub struct MediaConfig {
     pub last_n: Option<usize>,
     /// Media worker threads, each owning whole conferences; 0: one per core.
     pub workers: usize,
+    /// The ICE-TCP port (passive candidates, RFC 6544); 0: off.
+    pub tcp_port: u16,
+    /// ICE-TCP connections at once, in all and from one address.
+    pub tcp_connections: usize,
+    pub tcp_connections_per_address: usize,
 }
 
 /// How often the SFU reports voice activity ([`SfuEvent::Voice`]): its maintenance cadence.
@@ -168,8 +175,18 @@ pub enum SfuEvent {
 pub struct Sfu {
     dispatch: Arc<dispatch::Dispatch>,
     local_addr: SocketAddr,
-    candidates: Vec<SocketAddr>,
+    candidates: Candidates,
     counters: Arc<SfuCounters>,
+    /// The ICE-TCP port's accept loop, stopped with the SFU.
+    tcp_port: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Sfu {
+    fn drop(&mut self) {
+        if let Some(task) = &self.tcp_port {
+            task.abort();
+        }
+    }
 }
 
 /// A cloneable way to send commands to the SFU.
@@ -187,7 +204,8 @@ impl SfuHandle {
 }
 
 impl Sfu {
-    /// Binds the media port and starts the media workers.
+    /// Binds the media port (and the ICE-TCP port, when configured) and starts the media
+    /// workers. Must be called within the server's runtime, which runs the ICE-TCP port.
     pub fn start(
         config: MediaConfig,
         events: mpsc::UnboundedSender<SfuEvent>,
@@ -195,10 +213,11 @@ impl Sfu {
     ) -> std::io::Result<Self> {
         let started = start::start(&config, events, health)?;
         Ok(Self {
-            dispatch: Arc::new(started.dispatch),
+            dispatch: started.dispatch,
             local_addr: started.local_addr,
             candidates: started.candidates,
             counters: started.counters,
+            tcp_port: started.tcp_port,
         })
     }
 
@@ -213,9 +232,14 @@ impl Sfu {
         self.local_addr
     }
 
-    /// The addresses put in ICE candidates.
+    /// The addresses put in UDP ICE candidates.
     pub fn candidates(&self) -> &[SocketAddr] {
-        &self.candidates
+        &self.candidates.udp
+    }
+
+    /// The addresses put in passive ICE-TCP candidates (none with the port off).
+    pub fn tcp_candidates(&self) -> &[SocketAddr] {
+        &self.candidates.tcp
     }
 
     pub fn counters(&self) -> Arc<SfuCounters> {

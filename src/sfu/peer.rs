@@ -3,7 +3,6 @@
 //! data: the core (`super::core`) drives it.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -95,7 +94,7 @@ impl Peer {
     pub fn new(
         now: Instant,
         participant: ParticipantId,
-        candidates: &[SocketAddr],
+        candidates: &super::connection::Candidates,
         credentials: &IceCredentials,
     ) -> Result<Self, RtcError> {
         let downlink = Arc::new(DownlinkReadings::default());

@@ -19,6 +19,8 @@ use tokio::sync::mpsc;
 use super::core::{Core, Output, Transmit, Transport};
 use super::counters::SfuCounters;
 use super::demux::IceCredentials;
+use super::ice_tcp::TcpInput;
+use super::ice_tcp::links::TcpLinks;
 use super::socket::{MediaSocket, RecvBuffers};
 use super::workers::Router;
 use super::{SfuCommand, SfuEvent, SignalSink};
@@ -28,6 +30,8 @@ use crate::ids::ParticipantId;
 const ARENA_BYTES: usize = 256 * 1024;
 /// Batches read per wake-up before commands and timers get a turn.
 const MAX_BATCHES_PER_WAKE: usize = 16;
+/// ICE-TCP inputs taken per wake-up, likewise.
+const MAX_TCP_INPUTS_PER_WAKE: usize = 256;
 
 /// What a worker is told: the focus's commands for its connections, and, for the first worker,
 /// where every connection is.
@@ -125,6 +129,9 @@ pub struct Worker {
     out_queue: Vec<BytesMut>,
     /// Where runs of datagrams are coalesced for segmentation offload (reused).
     gso_scratch: Vec<u8>,
+    /// The ICE-TCP connections' datagrams for this worker (`None`: the port is off).
+    tcp_input: Option<mpsc::Receiver<TcpInput>>,
+    tcp: TcpLinks,
 }
 
 impl Worker {
@@ -134,6 +141,7 @@ impl Worker {
         core: Core,
         events: mpsc::UnboundedSender<SfuEvent>,
         counters: Arc<SfuCounters>,
+        tcp_input: Option<mpsc::Receiver<TcpInput>>,
     ) -> Self {
         Self {
             socket,
@@ -144,6 +152,8 @@ impl Worker {
             counters,
             out_queue: Vec::with_capacity(64),
             gso_scratch: Vec::with_capacity(64 * 1024),
+            tcp_input,
+            tcp: TcpLinks::default(),
         }
     }
 
@@ -166,6 +176,11 @@ impl Worker {
                     Some(batch) => self.on_batch(batch),
                     // The first worker is gone: the SFU is shutting down.
                     None => break,
+                },
+                input = next_tcp_input(&mut self.tcp_input) => match input {
+                    Some(input) => self.on_tcp_inputs(input),
+                    // The ICE-TCP port stopped; UDP goes on.
+                    None => self.tcp_input = None,
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
@@ -195,6 +210,7 @@ impl Worker {
                     // What the core still had for the participant goes nowhere.
                     self.deliver_outputs();
                     self.sinks.remove(&participant);
+                    self.prune_tcp();
                 }
                 SfuCommand::Signal {
                     participant,
@@ -232,6 +248,50 @@ impl Worker {
                 .handle_owned_datagram(now, Transport::Udp, from, dst, datagram);
         }
         self.flush_timed(batch.read);
+    }
+
+    /// ICE-TCP connections' inputs: this one and whatever else is waiting, up to a bound.
+    fn on_tcp_inputs(&mut self, first: TcpInput) {
+        let now = Instant::now();
+        let mut input = Some(first);
+        let mut taken = 0;
+        while let Some(next) = input.take() {
+            match next {
+                TcpInput::Opened {
+                    remote,
+                    local_ip,
+                    writer,
+                } => self.tcp.open(remote, local_ip, writer),
+                TcpInput::Datagram { remote, datagram } => {
+                    let local_ip = self.tcp.local_ip(remote);
+                    let routed = self.core.handle_owned_datagram(
+                        now,
+                        Transport::Tcp,
+                        remote,
+                        local_ip,
+                        datagram,
+                    );
+                    self.tcp.confirm(remote, routed);
+                }
+                TcpInput::Closed { remote } => {
+                    self.tcp.close(remote);
+                    self.core.tcp_closed(remote);
+                }
+            }
+            taken += 1;
+            if taken < MAX_TCP_INPUTS_PER_WAKE {
+                input = self.tcp_input.as_mut().and_then(|i| i.try_recv().ok());
+            }
+        }
+        self.flush_timed(now);
+    }
+
+    /// Closes the ICE-TCP connections of media connections that are gone.
+    fn prune_tcp(&mut self) {
+        if !self.tcp.is_empty() {
+            let core = &self.core;
+            self.tcp.prune(|remote| core.tcp_bound(remote));
+        }
     }
 
     fn drain_socket(&mut self) {
@@ -280,26 +340,29 @@ impl Worker {
     fn flush(&mut self) {
         // A connection's output all goes to its one remote address: gather each run to one
         // destination and send it in as few system calls as possible.
-        let mut destination: Option<(SocketAddr, Option<IpAddr>)> = None;
+        let mut destination: Option<Destination> = None;
         while let Some(Transmit {
-            transport: Transport::Udp,
+            transport,
             from,
             to,
             contents,
         }) = self.core.poll_transmit()
         {
-            if destination.is_some_and(|d| d != (to, from)) {
+            let next = (transport, to, from);
+            if destination.is_some_and(|d| d != next) {
                 self.send_queued(destination);
             }
-            destination = Some((to, from));
+            destination = Some(next);
             self.out_queue.push(contents);
         }
         self.send_queued(destination);
         self.deliver_outputs();
     }
 
-    fn send_queued(&mut self, destination: Option<(SocketAddr, Option<IpAddr>)>) {
-        if let Some((to, from)) = destination
+    fn send_queued(&mut self, destination: Option<Destination>) {
+        if let Some((Transport::Tcp, to, _)) = destination {
+            self.tcp.send(to, &self.out_queue, &self.counters.tcp);
+        } else if let Some((Transport::Udp, to, from)) = destination
             && !self.out_queue.is_empty()
         {
             let (sent, dropped) =
@@ -325,6 +388,9 @@ impl Worker {
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::Event(event) => {
+                    if matches!(event, SfuEvent::PeerGone { .. }) {
+                        self.prune_tcp();
+                    }
                     let _ = self.events.send(event);
                 }
                 Output::Signal {
@@ -337,6 +403,17 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// Where a run of datagrams goes: its transport, remote address, and local address.
+type Destination = (Transport, SocketAddr, Option<IpAddr>);
+
+/// The next input of the worker's ICE-TCP connections; never, with the port off.
+async fn next_tcp_input(input: &mut Option<mpsc::Receiver<TcpInput>>) -> Option<TcpInput> {
+    match input {
+        Some(input) => input.recv().await,
+        None => std::future::pending().await,
     }
 }
 

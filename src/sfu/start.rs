@@ -11,9 +11,11 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::core::Core;
+use super::core::{Candidates, Core};
 use super::counters::SfuCounters;
 use super::dispatch::Dispatch;
+use super::ice_tcp::listener::TcpEdge;
+use super::ice_tcp::{TcpInput, WORKER_INPUT_QUEUE};
 use super::runtime::{Batch, Input, Outbox, Worker, WorkerCommand};
 use super::socket::{self, MediaSocket, RecvBuffers};
 use super::workers::Router;
@@ -25,10 +27,11 @@ const BATCH_QUEUE: usize = 1024;
 
 /// What a started SFU consists of.
 pub struct Started {
-    pub dispatch: Dispatch,
+    pub dispatch: Arc<Dispatch>,
     pub local_addr: SocketAddr,
-    pub candidates: Vec<SocketAddr>,
+    pub candidates: Candidates,
     pub counters: Arc<SfuCounters>,
+    pub tcp_port: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// What a worker thread starts from.
@@ -59,11 +62,24 @@ pub fn start(
     } else {
         config.advertise_ips.clone()
     };
-    let candidates: Vec<SocketAddr> = ips
-        .into_iter()
-        .map(|ip| SocketAddr::new(ip, local_addr.port()))
-        .collect();
-    if candidates.is_empty() {
+    let tcp_listener = match config.tcp_port {
+        0 => None,
+        port => Some(bind_tcp(SocketAddr::new(config.bind, port))?),
+    };
+    let tcp_port = match &tcp_listener {
+        Some(listener) => Some(listener.local_addr()?.port()),
+        None => None,
+    };
+    let candidates = Candidates {
+        udp: ips
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, local_addr.port()))
+            .collect(),
+        tcp: tcp_port
+            .map(|port| ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect())
+            .unwrap_or_default(),
+    };
+    if candidates.udp.is_empty() {
         return Err(std::io::Error::other(
             "no address to advertise for media: set media.advertise_ips",
         ));
@@ -82,6 +98,16 @@ pub fn start(
         .unzip();
     let mut followers = followers.into_iter();
     let mut batch_inputs = batch_inputs.into_iter();
+    let (tcp_senders, tcp_receivers): (Vec<_>, Vec<_>) = (0..workers)
+        .map(|_| match tcp_listener {
+            Some(_) => {
+                let (to, from) = mpsc::channel::<TcpInput>(WORKER_INPUT_QUEUE);
+                (Some(to), Some(from))
+            }
+            None => (None, None),
+        })
+        .unzip();
+    let mut tcp_receivers = tcp_receivers.into_iter();
     for (worker, commands) in receivers.into_iter().enumerate() {
         let startup = if worker == 0 {
             Startup::Reader {
@@ -98,6 +124,7 @@ pub fn start(
         let (events, counters) = (events.clone(), counters.clone());
         let (candidates, last_n) = (candidates.clone(), config.last_n);
         let health = health.clone();
+        let tcp_input = tcp_receivers.next().flatten();
         std::thread::Builder::new()
             .name(format!("zaal-sfu-{worker}"))
             .spawn(move || {
@@ -105,7 +132,12 @@ pub fn start(
                     // Made on its own thread: a core's connections never leave it.
                     let core =
                         Core::new(Instant::now(), worker, candidates, counters.clone(), last_n);
-                    run_worker(workers, startup, core, events, counters.clone(), commands)
+                    let channels = WorkerChannels {
+                        events,
+                        commands,
+                        tcp_input,
+                    };
+                    run_worker(workers, startup, core, counters.clone(), channels)
                 }));
                 // A connection's panic is the core's to isolate; one that gets here took the
                 // worker, and every conference on it, down.
@@ -117,12 +149,45 @@ pub fn start(
             })?;
     }
     drop(socket);
+    let dispatch = Arc::new(Dispatch::new(senders));
+    let tcp_port = tcp_listener.map(|listener| {
+        let edge = Arc::new(TcpEdge {
+            dispatch: dispatch.clone(),
+            workers: tcp_senders.into_iter().flatten().collect(),
+            occupancy: crate::occupancy::Occupancy::new(
+                config.tcp_connections,
+                config.tcp_connections_per_address,
+            ),
+            counters: counters.clone(),
+        });
+        tokio::spawn(super::ice_tcp::listener::serve(listener, edge))
+    });
     Ok(Started {
-        dispatch: Dispatch::new(senders),
+        dispatch,
         local_addr,
         candidates,
         counters,
+        tcp_port,
     })
+}
+
+/// The ICE-TCP port, listening (with address reuse, so that a restart finds it free).
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// What a worker thread is handed besides its core: the focus's commands, where its events
+/// go, and its ICE-TCP connections' datagrams.
+struct WorkerChannels {
+    events: mpsc::UnboundedSender<SfuEvent>,
+    commands: mpsc::UnboundedReceiver<WorkerCommand>,
+    tcp_input: Option<mpsc::Receiver<TcpInput>>,
 }
 
 /// A worker thread's body: its runtime, its socket, then its loop until the SFU stops.
@@ -130,10 +195,14 @@ fn run_worker(
     workers: usize,
     startup: Startup,
     core: Core,
-    events: mpsc::UnboundedSender<SfuEvent>,
     counters: Arc<SfuCounters>,
-    commands: mpsc::UnboundedReceiver<WorkerCommand>,
+    channels: WorkerChannels,
 ) {
+    let WorkerChannels {
+        events,
+        commands,
+        tcp_input,
+    } = channels;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -174,7 +243,7 @@ fn run_worker(
                 Err(_) => return,
             },
         };
-        Worker::new(socket, input, core, events, counters)
+        Worker::new(socket, input, core, events, counters, tcp_input)
             .run(commands)
             .await;
     });

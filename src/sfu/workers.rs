@@ -30,6 +30,8 @@ pub struct Assignments {
     /// The worker of each conference with at least one connection, and how many it has.
     conferences: HashMap<ConferenceId, (usize, usize)>,
     participants: HashMap<ParticipantId, (Placement, ConferenceId)>,
+    /// Whose connection each ICE username fragment names.
+    by_ufrag: HashMap<String, ParticipantId>,
 }
 
 impl Assignments {
@@ -38,6 +40,7 @@ impl Assignments {
             load: vec![0; workers.max(1)],
             conferences: HashMap::new(),
             participants: HashMap::new(),
+            by_ufrag: HashMap::new(),
         }
     }
 
@@ -64,9 +67,10 @@ impl Assignments {
             }
         };
         self.load[worker] += 1;
-        let participants = &self.participants;
-        let credentials =
-            new_ice_credentials(|u| participants.values().any(|(p, _)| p.credentials.ufrag == u));
+        let by_ufrag = &self.by_ufrag;
+        let credentials = new_ice_credentials(|u| by_ufrag.contains_key(u));
+        self.by_ufrag
+            .insert(credentials.ufrag.clone(), participant.clone());
         let placement = Placement {
             worker,
             credentials,
@@ -81,10 +85,17 @@ impl Assignments {
         self.participants.get(participant).map(|(p, _)| p.worker)
     }
 
+    /// The connection an ICE username fragment names.
+    pub fn placement_of_ufrag(&self, ufrag: &str) -> Option<&Placement> {
+        let participant = self.by_ufrag.get(ufrag)?;
+        self.participants.get(participant).map(|(p, _)| p)
+    }
+
     /// Forgets a participant's connection; a conference without connections is forgotten too,
     /// and may be placed elsewhere when it starts again.
     pub fn remove(&mut self, participant: &ParticipantId) -> Option<Placement> {
         let (placement, conference) = self.participants.remove(participant)?;
+        self.by_ufrag.remove(&placement.credentials.ufrag);
         self.load[placement.worker] -= 1;
         if let Some((_, connections)) = self.conferences.get_mut(&conference) {
             *connections -= 1;

@@ -25,8 +25,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use super::occupancy::{Full, Occupancy};
 use crate::config::LimitSettings;
+use crate::occupancy::{Full, Occupancy};
 use crate::privacy::pii::canonical_ip;
 use crate::stats::refusals::{Limit, Refusals};
 

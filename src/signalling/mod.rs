@@ -11,7 +11,6 @@ mod auth;
 pub mod client_ip;
 pub mod jwt;
 pub mod listener;
-mod occupancy;
 pub mod origin;
 mod pages;
 pub mod protocol;
@@ -20,7 +19,7 @@ mod throttle;
 pub mod tls;
 mod ws;
 
-pub use occupancy::Occupancy;
+pub use crate::occupancy::Occupancy;
 pub use throttle::SharedThrottle;
 
 use std::net::SocketAddr;
@@ -161,8 +160,8 @@ async fn websocket(
         Ok(seat) => seat,
         Err(full) => {
             state.refusals.count(match full {
-                occupancy::Full::Total => Limit::Websockets,
-                occupancy::Full::Address => Limit::WebsocketsPerAddress,
+                crate::occupancy::Full::Total => Limit::Websockets,
+                crate::occupancy::Full::Address => Limit::WebsocketsPerAddress,
             });
             return api_error::ApiError::TooManyConnections.into_response();
         }

@@ -113,11 +113,43 @@ pub fn render(
         "RTP payload bytes forwarded to subscribers",
         counter(&sfu.rtp_bytes_forwarded),
     );
+    registry.register(
+        "media_tcp_connections",
+        "ICE-TCP connections open now (media.tcp_port)",
+        gauge(SfuCounters::get(&sfu.tcp.connections)),
+    );
+    registry.register(
+        "media_tcp_frames_received",
+        "Datagrams received as frames on ICE-TCP connections",
+        counter(&sfu.tcp.frames_in),
+    );
+    registry.register(
+        "media_tcp_frames_sent",
+        "Datagrams queued as frames on ICE-TCP connections",
+        counter(&sfu.tcp.frames_out),
+    );
+    registry.register(
+        "media_tcp_frames_dropped",
+        "Datagrams for an ICE-TCP connection dropped because its send queue was full or it had closed",
+        counter(&sfu.tcp.frames_dropped),
+    );
     let refused = Family::<[(&'static str, &'static str); 1], Counter<u64>>::default();
     for limit in Limit::ALL {
         refused
             .get_or_create(&[("limit", limit.label())])
             .inc_by(refusals.get(limit));
+    }
+    for (label, count) in [
+        ("media_tcp_connections", &sfu.tcp.refused_total),
+        (
+            "media_tcp_connections_per_address",
+            &sfu.tcp.refused_per_address,
+        ),
+        ("media_tcp_unproven", &sfu.tcp.refused_unproven),
+    ] {
+        refused
+            .get_or_create(&[("limit", label)])
+            .inc_by(SfuCounters::get(count));
     }
     registry.register(
         "refused",

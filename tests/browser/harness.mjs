@@ -170,6 +170,7 @@ export class Zaal {
           ...this.env(),
           ZAAL__HTTP__LISTEN: '127.0.0.1:0',
           ZAAL__MEDIA__UDP_PORT: '0',
+          ZAAL__MEDIA__TCP_PORT: '0',
           ZAAL__MEDIA__ADVERTISE_IPS: '127.0.0.1',
           ...this.extraEnv,
         },
@@ -269,11 +270,15 @@ export class Zaal {
  * any origin but the server's own are collected, for one assertion at the end.
  */
 export class Browser {
-  /** `args`: Chromium flags beyond the usual ones (e.g. which certificate to trust). */
-  static async launch(base, { args = [] } = {}) {
+  /**
+   * `args`: Chromium flags beyond the usual ones (e.g. which certificate to trust).
+   * `executable`: what to start instead of Chromium itself (e.g. a wrapper that runs it in
+   * another network namespace).
+   */
+  static async launch(base, { args = [], executable = CHROMIUM } = {}) {
     if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
     const b = new Browser(base);
-    b.browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, ...args] });
+    b.browser = await chromium.launch({ executablePath: executable, headless: true, args: [...CHROMIUM_ARGS, ...args] });
     log(`Chromium ${b.browser.version()} started`);
     return b;
   }
@@ -353,6 +358,11 @@ export function mediaStats(page) {
         local: `${local.address ?? local.ip}:${local.port}`,
         remoteAddress: remote.address ?? remote.ip,
         remotePort: remote.port,
+        // 'udp' or 'tcp' (the path to the server), and the local candidate's type
+        // ('host', 'srflx', 'prflx', or 'relay' with relayProtocol udp/tcp/tls).
+        protocol: local.protocol,
+        candidateType: local.candidateType,
+        relayProtocol: local.relayProtocol ?? null,
       };
     }
     return out;
@@ -370,7 +380,7 @@ export async function waitForMedia(label, page, n, timeout = 30000) {
     const settled = s.pair && s.pair.state === 'succeeded';
     return { ok: video >= n && audio >= n && settled, state: { ...s, decodingVideo: video, receivingAudio: audio } };
   }, { timeout });
-  log(`${label}: ${state.decodingVideo} video streams decoding, ${state.receivingAudio} audio streams arriving, via ${state.pair && state.pair.local} → ${state.pair && `${state.pair.remoteAddress}:${state.pair.remotePort}`}`);
+  log(`${label}: ${state.decodingVideo} video streams decoding, ${state.receivingAudio} audio streams arriving, via ${state.pair && state.pair.protocol} ${state.pair && state.pair.local} → ${state.pair && `${state.pair.remoteAddress}:${state.pair.remotePort}`}`);
   return state;
 }
 

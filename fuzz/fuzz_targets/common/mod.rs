@@ -8,10 +8,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use zaal::ids::ParticipantId;
+use zaal::sfu::Candidates;
 use zaal::sfu::fuzzing::{Core, IceCredentials, Output, Transmit, counters_for_workers};
 
 /// The media port's address, as a worker advertises it.
 pub const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 10000);
+/// The ICE-TCP port's, likewise.
+pub const SERVER_TCP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4443);
 
 /// A publishing offer as Chromium sends it (audio, a simulcast camera, a screen), the one the
 /// targets that need a negotiated connection apply first.
@@ -22,7 +25,10 @@ pub fn core(now: Instant) -> Core {
     Core::new(
         now,
         0,
-        vec![SERVER],
+        Candidates {
+            udp: vec![SERVER],
+            tcp: vec![SERVER_TCP],
+        },
         Arc::new(counters_for_workers(1)),
         None,
     )

@@ -38,8 +38,9 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use slab::Slab;
 
+pub use super::connection::Candidates;
 use super::counters::{GaugeShares, SfuCounters};
-use super::demux::Directory;
+use super::demux::{Directory, IceCredentials};
 use super::peer::{Peer, PeerKey};
 use super::rtcp::{as_nack, is_keyframe_request};
 use super::{PeerSignal, SfuEvent};
@@ -56,19 +57,53 @@ pub const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
     Udp,
+    /// ICE-TCP (RFC 6544): each datagram one RFC 4571 frame on a TCP connection the client
+    /// opened to the server's passive candidate; `to` and `from` name that connection.
+    Tcp,
 }
 
 impl Transport {
     fn protocol(self) -> TransportProtocol {
         match self {
             Transport::Udp => TransportProtocol::UDP,
+            Transport::Tcp => TransportProtocol::TCP,
         }
     }
 
-    /// The transport of a connection's output. Every candidate the server advertises is UDP, so
-    /// no pair of another protocol can be selected.
-    fn of(_protocol: TransportProtocol) -> Self {
-        Transport::Udp
+    /// The transport of a connection's output: that of its selected candidate pair.
+    fn of(protocol: TransportProtocol) -> Self {
+        match protocol {
+            TransportProtocol::TCP => Transport::Tcp,
+            // The server advertises UDP and TCP candidates only.
+            _ => Transport::Udp,
+        }
+    }
+}
+
+/// One routing table per transport: a UDP source and a TCP connection's remote address are
+/// different things even when they are equal, and each is bound only by its own STUN.
+#[derive(Default)]
+struct Routes {
+    udp: Directory<PeerKey>,
+    tcp: Directory<PeerKey>,
+}
+
+impl Routes {
+    fn of(&mut self, transport: Transport) -> &mut Directory<PeerKey> {
+        match transport {
+            Transport::Udp => &mut self.udp,
+            Transport::Tcp => &mut self.tcp,
+        }
+    }
+
+    fn insert_peer(&mut self, credentials: IceCredentials, key: PeerKey) {
+        self.udp.insert_peer(credentials.clone(), key);
+        self.tcp.insert_peer(credentials, key);
+    }
+
+    fn remove_peer(&mut self, ufrag: &str, key: PeerKey) {
+        self.udp.remove_peer(ufrag, key);
+        self.tcp.remove_peer(ufrag, key);
     }
 }
 
@@ -112,11 +147,11 @@ impl Touched {
 
 /// One worker's media: every connection of its conferences, and what flows between them.
 pub struct Core {
-    candidates: Vec<SocketAddr>,
+    candidates: Candidates,
     peers: Slab<Peer>,
     sources: Slab<Source>,
     by_participant: HashMap<ParticipantId, PeerKey>,
-    directory: Directory<PeerKey>,
+    directory: Routes,
     counters: Arc<SfuCounters>,
     touched: Touched,
     /// Datagrams of connections that were closed before their last output was sent.
@@ -145,7 +180,7 @@ impl Core {
     pub fn new(
         now: Instant,
         worker: usize,
-        candidates: Vec<SocketAddr>,
+        candidates: Candidates,
         counters: Arc<SfuCounters>,
         last_n: Option<usize>,
     ) -> Self {
@@ -154,7 +189,7 @@ impl Core {
             peers: Slab::new(),
             sources: Slab::new(),
             by_participant: HashMap::new(),
-            directory: Directory::default(),
+            directory: Routes::default(),
             counters,
             touched: Touched::default(),
             orphans: VecDeque::new(),
@@ -183,7 +218,7 @@ impl Core {
         local_ip: Option<IpAddr>,
         data: &[u8],
     ) {
-        let Some(key) = self.route(from, data) else {
+        let Some(key) = self.route(transport, from, data) else {
             return;
         };
         if self.arena.capacity() - self.arena.len() < data.len() {
@@ -195,7 +230,8 @@ impl Core {
     }
 
     /// [`Self::handle_datagram`] for a datagram already in a buffer of its own (handed over by
-    /// the worker that read it).
+    /// the worker that read it, or framed on an ICE-TCP connection); whether a connection
+    /// took it.
     pub fn handle_owned_datagram(
         &mut self,
         now: Instant,
@@ -203,10 +239,23 @@ impl Core {
         from: SocketAddr,
         local_ip: Option<IpAddr>,
         data: BytesMut,
-    ) {
-        if let Some(key) = self.route(from, &data) {
-            self.deliver(now, key, transport, from, local_ip, data);
-        }
+    ) -> bool {
+        let Some(key) = self.route(transport, from, &data) else {
+            return false;
+        };
+        self.deliver(now, key, transport, from, local_ip, data);
+        true
+    }
+
+    /// A participant's ICE-TCP connection from `remote` closed: its address routes nothing
+    /// more until a STUN request proves it again.
+    pub fn tcp_closed(&mut self, remote: SocketAddr) {
+        self.directory.tcp.unbind(remote);
+    }
+
+    /// Whether datagrams from the ICE-TCP connection at `remote` reach a media connection.
+    pub fn tcp_bound(&self, remote: SocketAddr) -> bool {
+        self.directory.tcp.is_bound(remote)
     }
 
     /// Runs what is due at `now`: probe bursts, the connections' timers, maintenance.
@@ -289,27 +338,36 @@ impl Core {
 
     /// The candidate address a datagram reached: ICE must be told the advertised address, which
     /// behind 1:1 NAT is not the local one.
-    fn local_addr_for(&self, local_ip: Option<IpAddr>, from: SocketAddr) -> SocketAddr {
+    fn local_addr_for(
+        &self,
+        transport: Transport,
+        local_ip: Option<IpAddr>,
+        from: SocketAddr,
+    ) -> SocketAddr {
+        let candidates = match transport {
+            Transport::Udp => &self.candidates.udp,
+            Transport::Tcp => &self.candidates.tcp,
+        };
         if let Some(ip) = local_ip
-            && let Some(c) = self.candidates.iter().find(|c| c.ip() == ip)
+            && let Some(c) = candidates.iter().find(|c| c.ip() == ip)
         {
             return *c;
         }
-        self.candidates
+        candidates
             .iter()
             .find(|c| c.is_ipv4() == from.is_ipv4())
-            .or(self.candidates.first())
+            .or(candidates.first())
             .copied()
             .unwrap_or(from)
     }
 
     /// The connection a datagram is for, counting what is unroutable.
-    fn route(&mut self, from: SocketAddr, data: &[u8]) -> Option<PeerKey> {
+    fn route(&mut self, transport: Transport, from: SocketAddr, data: &[u8]) -> Option<PeerKey> {
         self.counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
         let key = if data.is_empty() || data.len() > MAX_DATAGRAM {
             None
         } else {
-            self.directory.route(from, data)
+            self.directory.of(transport).route(from, data)
         };
         if key.is_none() {
             self.counters
@@ -347,7 +405,7 @@ impl Core {
         local_ip: Option<IpAddr>,
         message: BytesMut,
     ) {
-        let local_addr = self.local_addr_for(local_ip, from);
+        let local_addr = self.local_addr_for(transport, local_ip, from);
         let Some(peer) = self.peers.get_mut(key) else {
             return;
         };
@@ -355,7 +413,8 @@ impl Core {
         if peer.fails_on_next_datagram {
             panic!("a connection's protocol stack failed (test)");
         }
-        if local_ip.is_some() {
+        // Where UDP replies leave from; a TCP connection's replies go back on it.
+        if local_ip.is_some() && transport == Transport::Udp {
             peer.local_ip = local_ip;
         }
         // A datagram the connection rejects (bad SRTP tag, stray DTLS) concerns only this

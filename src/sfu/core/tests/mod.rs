@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use super::{Core, Output, Transmit, Transport};
+use super::{Candidates, Core, Output, Transmit, Transport};
 use crate::ids::ParticipantId;
 use crate::sfu::counters::SfuCounters;
 use crate::sfu::demux::IceCredentials;
@@ -46,7 +46,10 @@ impl Net {
             core: Core::new(
                 now,
                 0,
-                vec![SERVER],
+                Candidates {
+                    udp: vec![SERVER],
+                    tcp: Vec::new(),
+                },
                 Arc::new(SfuCounters::for_workers(1)),
                 None,
             ),

@@ -1,0 +1,90 @@
+// Browser test: media through a school network that lets no UDP out.
+//
+// Alice (the host) and Bob meet on UDP as usual; a pupil joins from a network namespace of
+// the test's own whose nftables drop every UDP packet, so ICE can only succeed over TCP: the
+// server's passive ICE-TCP candidate on media.tcp_port (RFC 6544). All three decode each
+// other's video and receive each other's audio, the pupil's selected candidate pair is TCP,
+// and Alice's and Bob's stay UDP.
+//
+// Needs root for the namespace (the test command runs it in one of its own), `ip`, `nft`.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Browser, Zaal, log, waitForMedia } from './harness.mjs';
+import { PupilNetwork, freeTcpPort } from './netns.mjs';
+
+const ROOM = 'firewall';
+const HOST_USER = 'teacher';
+const HOST_PASSWORD = 'correct horse battery';
+
+let network = null;
+let zaal = null;
+let school = null; // the browser on the pupil's network
+let home = null; // the browser beside the server
+let tcpPort = null;
+
+before(async () => {
+  network = await PupilNetwork.create({
+    index: 1,
+    firewall: [
+      'add table inet school',
+      'add chain inet school out { type filter hook output priority 0 ; policy accept ; }',
+      'add rule inet school out meta l4proto udp drop',
+      'add chain inet school in { type filter hook input priority 0 ; policy accept ; }',
+      'add rule inet school in meta l4proto udp drop',
+    ],
+  });
+  tcpPort = await freeTcpPort();
+  zaal = await Zaal.start({
+    hosts: { [HOST_USER]: HOST_PASSWORD },
+    env: {
+      ZAAL__HTTP__LISTEN: `${network.serverIp}:0`,
+      ZAAL__MEDIA__ADVERTISE_IPS: network.serverIp,
+      ZAAL__MEDIA__TCP_PORT: String(tcpPort),
+    },
+  });
+  // The pages come from the veth address, which is no secure context by itself.
+  const args = [`--unsafely-treat-insecure-origin-as-secure=${zaal.base}`];
+  home = await Browser.launch(zaal.base, { args });
+  school = await Browser.launch(zaal.base, { args, executable: network.wrapper });
+}, { timeout: 120000 });
+
+after(async () => {
+  for (const browser of [school, home]) if (browser) await browser.close();
+  if (zaal) await zaal.stop();
+  if (network) network.close();
+});
+
+test('a pupil whose network drops all UDP meets the others over ICE-TCP', { timeout: 120000 }, async () => {
+  const session = await zaal.login(HOST_USER, HOST_PASSWORD);
+  await zaal.createRoom(session, ROOM);
+  // The firewall holds: nothing UDP leaves the pupil's namespace.
+  assert.match(network.exec(['nft', 'list', 'ruleset']), /meta l4proto udp drop/);
+
+  const pages = {};
+  const join = async (browser, name, options = {}) => {
+    const { page } = await browser.open(name, options);
+    await page.goto(`${zaal.base}/${ROOM}#name=${encodeURIComponent(name)}&autojoin=1`);
+    pages[name] = page;
+  };
+  await join(home, 'Alice', { session });
+  await join(home, 'Bob');
+  await join(school, 'Pupil');
+
+  const seen = {};
+  for (const name of ['Alice', 'Bob', 'Pupil']) seen[name] = await waitForMedia(name, pages[name], 2, 45000);
+
+  assert.equal(seen.Pupil.pair.protocol, 'tcp', `the pupil's media go over TCP: ${JSON.stringify(seen.Pupil.pair)}`);
+  assert.equal(seen.Pupil.pair.remotePort, tcpPort, 'to the ICE-TCP port');
+  assert.equal(seen.Pupil.pair.remoteAddress, network.serverIp);
+  for (const name of ['Alice', 'Bob']) {
+    assert.equal(seen[name].pair.protocol, 'udp', `${name} stays on UDP: ${JSON.stringify(seen[name].pair)}`);
+    assert.equal(seen[name].pair.remotePort, zaal.mediaPort);
+  }
+
+  const metrics = (await zaal.request('GET', '/metrics')).text;
+  const sample = (name) => Number((metrics.match(new RegExp(`^${name} (\\d+)`, 'm')) || [])[1] ?? NaN);
+  assert.ok(sample('zaal_media_tcp_connections') >= 1, 'the server counts the TCP connection');
+  assert.ok(sample('zaal_media_tcp_frames_sent_total') > 100, 'and the media it sent over it');
+  log(`ICE-TCP: ${sample('zaal_media_tcp_connections')} connection(s), ${sample('zaal_media_tcp_frames_received_total')} frames in, ${sample('zaal_media_tcp_frames_sent_total')} out`);
+});
