@@ -44,11 +44,16 @@ export class PupilNetwork {
     net.exec(['ip', 'addr', 'add', `${net.pupilIp}/24`, 'dev', inside]);
     net.exec(['ip', 'link', 'set', inside, 'up']);
     net.exec(['ip', 'route', 'add', 'default', 'via', net.serverIp]);
-    for (const rule of firewall) net.exec(['nft', ...rule.split(/\s+/)]);
-    if (firewall.length) log(`pupil network ${net.pupilIp}: ${firewall.join('; ')}`);
+    net.block(firewall);
     net.wrapper = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'zaal-pupil-')), 'chromium');
     fs.writeFileSync(net.wrapper, `#!/bin/sh\nexec nsenter --net=${net.nsPath} ${CHROMIUM} "$@"\n`, { mode: 0o755 });
     return net;
+  }
+
+  /** Adds nft commands (without the leading `nft`) to the pupil's firewall. */
+  block(rules) {
+    for (const rule of rules) this.exec(['nft', ...rule.split(/\s+/)]);
+    if (rules.length) log(`pupil network ${this.pupilIp}: ${rules.join('; ')}`);
   }
 
   /** Runs a command in the pupil's namespace; its output. */
