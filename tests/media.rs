@@ -185,3 +185,68 @@ async fn a_vanished_participant_is_announced() {
     .await
     .unwrap();
 }
+
+/// A participant who reaches the server only over ICE-TCP (an active TCP candidate and nothing
+/// else, as from a network that drops UDP).
+async fn join_over_tcp(server: &TestServer, room: &str, name: &str) -> SimulatedParticipant {
+    let mut options = SimOptions::new(&server.base, room, name);
+    options.media_tcp = true;
+    SimulatedParticipant::join(options).await.expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participants_over_ice_tcp_meet_those_on_udp_on_every_worker() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = TestServer::start(&[
+        ("ZAAL__MEDIA__WORKERS", "2"),
+        ("ZAAL__MEDIA__TCP_PORT", &port.to_string()),
+    ]);
+    server.create_room("klas-1").await;
+    server.create_room("klas-2").await;
+    // A room on each worker: the TCP port hands each connection to the worker that owns it.
+    let a = join(&server, "klas-1", "Anna").await;
+    let b = join_over_tcp(&server, "klas-1", "Bram").await;
+    let c = join(&server, "klas-2", "Cem").await;
+    let d = join_over_tcp(&server, "klas-2", "Dewi").await;
+    for (receiver, publisher) in [(&a, &b), (&b, &a), (&c, &d), (&d, &c)] {
+        wait_for_media(receiver, &[publisher]).await;
+    }
+    assert_eq!(
+        (
+            server.metric("zaal_media_worker_peers{worker=\"0\"}").await,
+            server.metric("zaal_media_worker_peers{worker=\"1\"}").await
+        ),
+        (2, 2)
+    );
+    assert_eq!(server.metric("zaal_media_tcp_connections").await, 2);
+    assert!(server.metric("zaal_media_tcp_frames_sent_total").await > 40);
+    assert_eq!(
+        server.metric("zaal_media_tcp_frames_dropped_total").await,
+        0
+    );
+
+    // A TCP participant leaves: its TCP connection closes.
+    d.leave().await;
+    eventually_async("Dewi's TCP connection closed", || async {
+        (server.metric("zaal_media_tcp_connections").await == 1).then_some(())
+    })
+    .await;
+    // One whose network goes silent over TCP is found out by ICE consent, as on UDP: it is
+    // announced as gone, and its TCP connection is closed.
+    b.drop_network();
+    a.wait_for(
+        "Bram to be announced as gone",
+        Duration::from_secs(15),
+        |o| o.left.contains(&b.id),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    eventually_async("Bram's TCP connection closed", || async {
+        (server.metric("zaal_media_tcp_connections").await == 0).then_some(())
+    })
+    .await;
+}

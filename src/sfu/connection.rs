@@ -5,7 +5,7 @@
 //! tap and congestion control in the interceptor chain), and the host candidates every
 //! connection, server or simulated client, announces. No I/O: it builds sans-I/O connections.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -213,6 +213,29 @@ pub fn add_host_candidates(
         },
     )
 }
+
+/// Announces an active ICE-TCP host candidate on `ip` (port 9, RFC 6544: an active candidate
+/// connects and listens nowhere), then the end of candidates: a client that reaches the server
+/// only over TCP, as a browser behind a firewall that drops UDP does (the load tool's
+/// `--transport tcp`).
+pub fn add_active_tcp_candidate(pc: &mut RTCPeerConnection, ip: IpAddr) -> Result<(), RtcError> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "tcp".to_owned(),
+            address: ip.to_string(),
+            port: ACTIVE_TCP_PORT,
+            component: 1,
+            ..Default::default()
+        },
+        tcp_type: TcpType::Active,
+    }
+    .new_candidate_host()?;
+    pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+    pc.add_local_candidate(RTCIceCandidateInit::default())
+}
+
+/// The port an active TCP candidate is announced with (RFC 6544 §4.5).
+pub const ACTIVE_TCP_PORT: u16 = 9;
 
 /// Announces the UDP host candidates, then the passive TCP ones (RFC 6544: the client connects
 /// to them; their priority is below every UDP candidate's, so TCP carries media only where UDP

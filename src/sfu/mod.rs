@@ -26,7 +26,7 @@ mod forward;
 mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
-mod ice_tcp;
+pub mod ice_tcp;
 mod keyframe;
 mod pause;
 mod peer;

@@ -15,6 +15,7 @@
 
 mod media;
 mod session;
+mod tcp_media;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -74,6 +75,9 @@ pub struct SimOptions {
     pub media_relay: Option<SocketAddr>,
     /// For an `https://` server: the TLS client set-up that trusts its certificate.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Reach the media over ICE-TCP only (an active TCP candidate, as a browser behind a
+    /// firewall that drops UDP has); the server's `media.tcp_port` must be on.
+    pub media_tcp: bool,
 }
 
 impl SimOptions {
@@ -94,6 +98,7 @@ impl SimOptions {
             resume: None,
             simulcast: false,
             media_relay: None,
+            media_tcp: false,
             tls: None,
         }
     }

@@ -25,7 +25,9 @@ use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTra
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::net::UdpSocket;
-use zaal::sfu::connection::{AUDIO_LEVEL_URI, add_host_candidates};
+use zaal::sfu::connection::{
+    ACTIVE_TCP_PORT, AUDIO_LEVEL_URI, add_active_tcp_candidate, add_host_candidates,
+};
 
 use crate::{LayerChange, Observed, SimError, SimOptions};
 
@@ -96,7 +98,7 @@ pub(crate) enum Which {
 /// The participant's peer connection and its streams.
 pub(crate) struct Media {
     pub(crate) pc: RTCPeerConnection,
-    local_addr: SocketAddr,
+    pub(crate) local_addr: SocketAddr,
     audio: Outgoing,
     video: Outgoing,
     /// The third transceiver: a shared screen, when the participant shares one.
@@ -189,7 +191,14 @@ impl Media {
             .with_media_engine(engine)
             .with_interceptor_registry(registry)
             .build(now)?;
-        add_host_candidates(&mut pc, &[local_addr])?;
+        // Over TCP the connection's own address is the active candidate's.
+        let local_addr = if options.media_tcp {
+            add_active_tcp_candidate(&mut pc, local_addr.ip())?;
+            SocketAddr::new(local_addr.ip(), ACTIVE_TCP_PORT)
+        } else {
+            add_host_candidates(&mut pc, &[local_addr])?;
+            local_addr
+        };
         let stream = format!("sim-{}", rand::random::<u32>());
         let mut number = 0;
         let mut outgoing = |kind: RtpCodecKind,

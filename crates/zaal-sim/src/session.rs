@@ -14,6 +14,7 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use serde_json::Value;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
@@ -27,6 +28,7 @@ use tokio_util::either::Either;
 use zaal::signalling::protocol::{ClientMessage, Outbound, PROTOCOL_VERSION};
 
 use crate::media::{AUDIO_PAYLOAD, Media, Which, receive_available, via_relay};
+use crate::tcp_media::TcpMedia;
 use crate::{Control, Observed, SimError, SimOptions, lock};
 
 /// Media are sent on this clock: a packet of audio each tick, video every other one.
@@ -289,13 +291,20 @@ pub(crate) async fn run(
     let mut tick_count: u64 = 0;
     let mut network_down = false;
     let mut ws_alive = true;
+    let mut tcp = TcpMedia::default();
     let ended = loop {
         // Everything the connection wants to send, and everything it has for us.
         while let Some(out) = media.pc.poll_write() {
-            if !network_down {
+            if network_down {
+                continue;
+            }
+            if out.transport.transport_protocol == TransportProtocol::TCP {
+                tcp.queue(out.transport.peer_addr, &out.message);
+            } else {
                 let _ = socket.send_to(&out.message, out.transport.peer_addr).await;
             }
         }
+        tcp.flush().await;
         while let Some(event) = media.pc.poll_event() {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
@@ -345,6 +354,20 @@ pub(crate) async fn run(
         tokio::select! {
             _ = tokio::time::sleep_until(deadline.into()) => {
                 let _ = media.pc.handle_timeout(Instant::now());
+            }
+            inbound = tcp.next(), if !network_down => {
+                if let Some((from, message)) = inbound {
+                    let _ = media.pc.handle_read(TaggedBytesMut {
+                        now: Instant::now(),
+                        transport: TransportContext {
+                            local_addr: media.local_addr,
+                            peer_addr: from,
+                            ecn: None,
+                            transport_protocol: TransportProtocol::TCP,
+                        },
+                        message,
+                    });
+                }
             }
             readable = socket.readable(), if !network_down => {
                 if readable.is_ok() {

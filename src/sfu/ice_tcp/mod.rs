@@ -11,8 +11,8 @@
 //! nothing of media, and never logs a participant's address.
 
 pub mod framing;
-pub mod links;
-pub mod listener;
+pub(crate) mod links;
+pub(crate) mod listener;
 
 use std::net::{IpAddr, SocketAddr};
 

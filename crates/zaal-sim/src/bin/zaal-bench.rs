@@ -82,6 +82,25 @@ struct Args {
     /// Run the simulated participants on these processors only
     #[arg(long, value_parser = CpuList::parse)]
     load_cpus: Option<CpuList>,
+    /// How the participants reach the media: `udp` (the media port), or `tcp` (ICE over TCP
+    /// only, as from a network that drops UDP; a server the tool starts gets media.tcp_port)
+    #[arg(long, value_enum, default_value_t = MediaTransport::Udp)]
+    transport: MediaTransport,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum MediaTransport {
+    Udp,
+    Tcp,
+}
+
+impl MediaTransport {
+    fn name(self) -> &'static str {
+        match self {
+            MediaTransport::Udp => "udp",
+            MediaTransport::Tcp => "tcp",
+        }
+    }
 }
 
 /// A set of processors to run on, from a list such as `0`, `1-3` or `0,2-3`.
@@ -194,7 +213,16 @@ fn start_server(
     participants: usize,
     last_n: Option<u32>,
     cpus: Option<&CpuList>,
+    transport: MediaTransport,
 ) -> Result<(OwnServer, String, u32), String> {
+    // The ICE-TCP port has no "pick one" value (0 turns it off): take one that is free now.
+    let tcp_port = match transport {
+        MediaTransport::Udp => 0,
+        MediaTransport::Tcp => std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port(),
+    };
     let dir = tempfile_dir::TempDir::new().map_err(|e| e.to_string())?;
     let data = dir.path().join("data");
     let store = Store::open(&data).map_err(|e| e.to_string())?;
@@ -225,7 +253,7 @@ fn start_server(
         .env("ZAAL__LOGS__DIR", dir.path().join("logs"))
         .env("ZAAL__HTTP__LISTEN", "127.0.0.1:0")
         .env("ZAAL__MEDIA__UDP_PORT", "0")
-        .env("ZAAL__MEDIA__TCP_PORT", "0")
+        .env("ZAAL__MEDIA__TCP_PORT", tcp_port.to_string())
         .env("ZAAL__MEDIA__BIND", "127.0.0.1")
         .env("ZAAL__MEDIA__ADVERTISE_IPS", "127.0.0.1")
         .env("ZAAL__FOCUS__WAIT_FOR_HOST", "false")
@@ -472,6 +500,7 @@ async fn run(args: Args) -> Result<(), String> {
                 args.participants,
                 args.last_n,
                 args.server_cpus.as_ref(),
+                args.transport,
             )?;
             (Some(own), url, pid)
         }
@@ -488,6 +517,7 @@ async fn run(args: Args) -> Result<(), String> {
             options.send_video = i < args.video_senders;
             options.send_audio = i < audio_senders;
             options.video_kbps = args.video_kbps;
+            options.media_tcp = args.transport == MediaTransport::Tcp;
             let p = SimulatedParticipant::join(options)
                 .await
                 .map_err(|e| format!("participant {i} of room {room}: {e}"))?;
@@ -570,6 +600,7 @@ async fn run(args: Args) -> Result<(), String> {
         "video_senders": args.video_senders * args.rooms,
         "audio_senders": audio_senders.min(args.participants) * args.rooms,
         "video_kbps": args.video_kbps,
+        "transport": args.transport.name(),
         "duration_s": elapsed,
         "forwarded_packets": forwarded_packets,
         "forwarded_pps": forwarded_packets as f64 / elapsed,
@@ -666,6 +697,7 @@ impl Churn {
             options.send_video = i < args.video_senders;
             options.send_audio = i < audio_senders;
             options.video_kbps = args.video_kbps;
+            options.media_tcp = args.transport == MediaTransport::Tcp;
             let fresh = SimulatedParticipant::join(options)
                 .await
                 .map_err(|e| format!("a churn join into room {room}: {e}"))?;
