@@ -4,13 +4,14 @@
 // the test's own whose nftables drop every UDP packet, so ICE can only succeed over TCP: the
 // server's passive ICE-TCP candidate on media.tcp_port (RFC 6544). All three decode each
 // other's video and receive each other's audio, the pupil's selected candidate pair is TCP,
-// and Alice's and Bob's stay UDP.
+// and Alice's and Bob's stay UDP; each one's connection indicator says so.
 //
 // Needs root for the namespace (the test command runs it in one of its own), `ip`, `nft`.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Browser, Zaal, log, waitForMedia } from './harness.mjs';
+import en from '../../static/assets/i18n/en.js';
+import { Browser, Zaal, log, waitForMedia, waitUntil } from './harness.mjs';
 import { PupilNetwork, freeTcpPort } from './netns.mjs';
 
 const ROOM = 'firewall';
@@ -80,6 +81,16 @@ test('a pupil whose network drops all UDP meets the others over ICE-TCP', { time
   for (const name of ['Alice', 'Bob']) {
     assert.equal(seen[name].pair.protocol, 'udp', `${name} stays on UDP: ${JSON.stringify(seen[name].pair)}`);
     assert.equal(seen[name].pair.remotePort, zaal.mediaPort);
+  }
+
+  // The connection indicator in each one's header tells which path their media take.
+  for (const [name, path] of [['Pupil', 'tcp'], ['Alice', 'udp'], ['Bob', 'udp']]) {
+    const said = en['quality.path'].replace('{path}', en[`quality.path.${path}`]);
+    const details = await waitUntil(`${name}'s connection indicator to say "${said}"`, async () => {
+      const text = await pages[name].locator('#quality .quality-details').textContent();
+      return { ok: text.includes(said), state: text };
+    }, { timeout: 10000 });
+    log(`${name}'s connection indicator: "${details.trim()}"`);
   }
 
   const metrics = (await zaal.request('GET', '/metrics')).text;
