@@ -181,6 +181,32 @@ test('F: the connection indicator names the path the media take', { timeout: 300
   await p.locator('#lang').selectOption('en');
 });
 
+test('G: a browser without WebRTC is told so, and opens no socket', { timeout: 30000 }, async () => {
+  const { context, page } = await browser.open('NoWebRTC', { webrtc: false });
+  try {
+    const sockets = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
+    await page.goto(`${zaal.base}/${ROOM}#name=X&autojoin=1`);
+    const screen = page.locator('#screen-no-webrtc');
+    await screen.waitFor({ state: 'visible', timeout: 10000 });
+    assert.equal(await page.evaluate(() => typeof window.RTCPeerConnection), 'undefined', 'the page had RTCPeerConnection after all');
+    assert.equal(await screen.locator('h1').textContent(), en['room.noWebRtc.heading']);
+    assert.equal(await screen.locator('p').textContent(), en['room.noWebRtc.text']);
+    assert.match(en['room.noWebRtc.text'], /Firefox, Chrome, Edge or Safari/);
+    await page.locator('#lang').selectOption('nl');
+    assert.equal(await screen.locator('h1').textContent(), nl['room.noWebRtc.heading']);
+    assert.equal(await screen.locator('p').textContent(), nl['room.noWebRtc.text']);
+    // Still nothing after a moment in which a join would have opened its socket.
+    await page.waitForTimeout(1000);
+    assert.deepEqual(sockets, [], 'the page opened a WebSocket without WebRTC');
+    assert.equal(await page.evaluate(() => window.__sockets.length), 0, 'the page made a WebSocket without WebRTC');
+    assert.ok(await page.locator('#screen-meeting').isHidden(), 'the meeting screen is shown');
+    log('a page without RTCPeerConnection shows why it cannot join, in English and Dutch, and opened no WebSocket');
+  } finally {
+    await context.close();
+  }
+});
+
 test('no uncaught script errors, no Content-Security-Policy violations, no request elsewhere', () => {
   assert.deepEqual(browser.scriptProblems, []);
   assert.deepEqual(browser.foreignRequests, []);

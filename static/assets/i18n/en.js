@@ -106,6 +106,9 @@ export default {
   'room.loading': 'Opening the room…',
   'room.notFound.heading': 'This room does not exist (yet)',
   'room.notFound.text': 'Ask your teacher or host for the right link.',
+  'room.noWebRtc.heading': 'This browser cannot take part in video meetings',
+  'room.noWebRtc.text':
+    'It lacks WebRTC, which carries the sound and picture of a meeting. Open this page in a current version of Firefox, Chrome, Edge or Safari.',
 
   'prejoin.heading': 'Ready to join?',
   'prejoin.room': 'Room',

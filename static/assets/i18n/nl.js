@@ -106,6 +106,9 @@ export default {
   'room.loading': 'De ruimte wordt geopend…',
   'room.notFound.heading': 'Deze ruimte bestaat (nog) niet',
   'room.notFound.text': 'Vraag je docent of organisator om de juiste link.',
+  'room.noWebRtc.heading': 'Met deze browser kun je niet deelnemen aan videovergaderingen',
+  'room.noWebRtc.text':
+    'Hij mist WebRTC, dat het geluid en beeld van een vergadering overbrengt. Open deze pagina in een recente versie van Firefox, Chrome, Edge of Safari.',
 
   'prejoin.heading': 'Klaar om deel te nemen?',
   'prejoin.room': 'Ruimte',
