@@ -4,7 +4,7 @@
 // the test's own whose nftables drop every UDP packet, so ICE can only succeed over TCP: the
 // server's passive ICE-TCP candidate on media.tcp_port (RFC 6544). All three decode each
 // other's video and receive each other's audio, the pupil's selected candidate pair is TCP,
-// and Alice's and Bob's stay UDP.
+// and Alice's and Bob's stay UDP; each one's connection indicator says so.
 //
 // Then a late pupil joins on UDP from a second network, whose firewall starts dropping UDP in
 // the middle of the meeting: within 10 s its media run over TCP, on the same page, and the
@@ -14,6 +14,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import en from '../../static/assets/i18n/en.js';
 import { Browser, Zaal, log, mediaStats, remoteTiles, videoFramesFrom, waitForMedia, waitUntil } from './harness.mjs';
 import { PupilNetwork, freeTcpPort } from './netns.mjs';
 
@@ -93,6 +94,16 @@ test('a pupil whose network drops all UDP meets the others over ICE-TCP', { time
     assert.equal(seen[name].pair.remotePort, zaal.mediaPort);
   }
 
+  // The connection indicator in each one's header tells which path their media take.
+  for (const [name, path] of [['Pupil', 'tcp'], ['Alice', 'udp'], ['Bob', 'udp']]) {
+    const said = en['quality.path'].replace('{path}', en[`quality.path.${path}`]);
+    const details = await waitUntil(`${name}'s connection indicator to say "${said}"`, async () => {
+      const text = await pages[name].locator('#quality .quality-details').textContent();
+      return { ok: text.includes(said), state: text };
+    }, { timeout: 10000 });
+    log(`${name}'s connection indicator: "${details.trim()}"`);
+  }
+
   const metrics = (await zaal.request('GET', '/metrics')).text;
   const sample = (name) => Number((metrics.match(new RegExp(`^${name} (\\d+)`, 'm')) || [])[1] ?? NaN);
   assert.ok(sample('zaal_media_tcp_connections') >= 1, 'the server counts the TCP connection');
@@ -127,6 +138,11 @@ test('a pupil whose network starts dropping UDP mid-meeting goes on over TCP, on
     const state = { late: await framesNow(pages.Late, 'Alice'), alice: await framesNow(pages.Alice, 'Late') };
     return { ok: state.late > lateSees + 10 && state.alice > aliceSees + 10, state };
   }, { timeout: 10000, interval: 200 });
+  const saysTcp = en['quality.path'].replace('{path}', en['quality.path.tcp']);
+  await waitUntil(`Late's connection indicator to say "${saysTcp}"`, async () => {
+    const text = await pages.Late.locator('#quality .quality-details').textContent();
+    return { ok: text.includes(saysTcp), state: text };
+  }, { timeout: 10000 });
   assert.equal(await pages.Late.evaluate(() => window.__sameDocument), true, 'no reload');
   for (const name of ['Alice', 'Bob', 'Pupil']) {
     const tiles = (await remoteTiles(pages[name])).map((t) => t.name);

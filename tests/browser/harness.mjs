@@ -66,6 +66,13 @@ const RECORD_PEER_CONNECTIONS = () => {
   };
 };
 
+// Runs after RECORD_PEER_CONNECTIONS in a page opened with `webrtc: false`:
+// a browser built without WebRTC, as some embedded ones are.
+const REMOVE_WEBRTC = () => {
+  delete window.RTCPeerConnection;
+  window.RTCPeerConnection = undefined;
+};
+
 export const log = (...args) => console.log('[browser]', ...args);
 
 /** Polls `probe` (→ {ok, state}) every `interval` ms until ok, or fails after `timeout` ms with the last state. */
@@ -294,14 +301,16 @@ export class Browser {
   /**
    * A new page in a context of its own. `session`: a host's session cookie
    * value, so the context is logged in (the browser sends it on the WebSocket too).
+   * `webrtc: false`: the page has no RTCPeerConnection.
    */
-  async open(label, { session = null, viewport = { width: 640, height: 480 } } = {}) {
+  async open(label, { session = null, viewport = { width: 640, height: 480 }, webrtc = true } = {}) {
     const context = await this.browser.newContext({ viewport, locale: 'en-US' });
     this.contexts.push(context);
     if (session) {
       await context.addCookies([{ name: 'zaal_session', value: session, url: this.base, httpOnly: true, sameSite: 'Strict' }]);
     }
     await context.addInitScript(RECORD_PEER_CONNECTIONS);
+    if (!webrtc) await context.addInitScript(REMOVE_WEBRTC);
     const wsBase = this.base.replace(/^http/, 'ws');
     context.on('request', (request) => {
       const url = request.url();

@@ -13,6 +13,8 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import en from '../../static/assets/i18n/en.js';
+import nl from '../../static/assets/i18n/nl.js';
 import { Browser, Zaal, assertOnePort, log, remoteTiles, waitForMedia, waitUntil } from './harness.mjs';
 
 const ROOM = 'browser-test';
@@ -129,6 +131,77 @@ test('E: every page loads everything from its own origin', { timeout: 30000 }, a
     assert.ok(requests >= 10, `the pages made their requests (${requests})`);
     assert.deepEqual(browser.foreignRequests, []);
     log(`${requests} requests from five pages, all to ${zaal.base}`);
+  } finally {
+    await context.close();
+  }
+});
+
+test('F: the connection indicator names the path the media take', { timeout: 30000 }, async () => {
+  const p = participants.get('Alice').page;
+  // The pure function, from the local candidate's statistics to a path name.
+  const cases = [
+    [{ protocol: 'udp', candidateType: 'host' }, 'udp'],
+    [{ protocol: 'udp', candidateType: 'srflx' }, 'udp'],
+    [{ protocol: 'udp', candidateType: 'prflx' }, 'udp'],
+    [{ protocol: 'tcp', candidateType: 'host' }, 'tcp'],
+    [{ protocol: 'udp', candidateType: 'relay', relayProtocol: 'udp' }, 'relay-udp'],
+    [{ protocol: 'udp', candidateType: 'relay', relayProtocol: 'tcp' }, 'relay-tcp'],
+    [{ protocol: 'udp', candidateType: 'relay', relayProtocol: 'tls' }, 'relay-tls'],
+    [{ protocol: 'udp', candidateType: 'relay' }, 'relay'],
+    [{}, null],
+  ];
+  const got = await p.evaluate(async (inputs) => {
+    const { mediaPath } = await import('/assets/js/quality.js');
+    return inputs.map((stats) => mediaPath(stats));
+  }, cases.map(([stats]) => stats));
+  assert.deepEqual(got, cases.map(([, path]) => path));
+  for (const path of got.filter(Boolean)) {
+    assert.ok(en[`quality.path.${path}`] && nl[`quality.path.${path}`], `path ${path} has words in English and Dutch`);
+  }
+
+  // And on the page: Alice's media go straight over UDP, said in the details and the tooltip.
+  const said = en['quality.path'].replace('{path}', en['quality.path.udp']);
+  const state = await waitUntil('Alice’s indicator to name her media path', async () => {
+    const s = await p.evaluate(() => ({
+      details: document.querySelector('#quality .quality-details').textContent,
+      title: document.getElementById('quality').title,
+    }));
+    return { ok: s.details.includes(said) && s.title.endsWith(` · ${en['quality.path.udp']}`), state: s };
+  }, { timeout: 10000 });
+  log(`Alice’s indicator: "${state.details.trim()}" (title "${state.title}")`);
+
+  // A language switch translates the path at once, in the tooltip too, not at the next sample.
+  await p.locator('#lang').selectOption('nl');
+  const dutch = await p.evaluate(() => ({
+    details: document.querySelector('#quality .quality-details').textContent,
+    title: document.getElementById('quality').title,
+  }));
+  assert.ok(dutch.details.includes(nl['quality.path'].replace('{path}', nl['quality.path.udp'])), `Dutch details: ${dutch.details}`);
+  assert.ok(dutch.title.endsWith(` · ${nl['quality.path.udp']}`), `Dutch title: ${dutch.title}`);
+  await p.locator('#lang').selectOption('en');
+});
+
+test('G: a browser without WebRTC is told so, and opens no socket', { timeout: 30000 }, async () => {
+  const { context, page } = await browser.open('NoWebRTC', { webrtc: false });
+  try {
+    const sockets = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
+    await page.goto(`${zaal.base}/${ROOM}#name=X&autojoin=1`);
+    const screen = page.locator('#screen-no-webrtc');
+    await screen.waitFor({ state: 'visible', timeout: 10000 });
+    assert.equal(await page.evaluate(() => typeof window.RTCPeerConnection), 'undefined', 'the page had RTCPeerConnection after all');
+    assert.equal(await screen.locator('h1').textContent(), en['room.noWebRtc.heading']);
+    assert.equal(await screen.locator('p').textContent(), en['room.noWebRtc.text']);
+    assert.match(en['room.noWebRtc.text'], /Firefox, Chrome, Edge or Safari/);
+    await page.locator('#lang').selectOption('nl');
+    assert.equal(await screen.locator('h1').textContent(), nl['room.noWebRtc.heading']);
+    assert.equal(await screen.locator('p').textContent(), nl['room.noWebRtc.text']);
+    // Still nothing after a moment in which a join would have opened its socket.
+    await page.waitForTimeout(1000);
+    assert.deepEqual(sockets, [], 'the page opened a WebSocket without WebRTC');
+    assert.equal(await page.evaluate(() => window.__sockets.length), 0, 'the page made a WebSocket without WebRTC');
+    assert.ok(await page.locator('#screen-meeting').isHidden(), 'the meeting screen is shown');
+    log('a page without RTCPeerConnection shows why it cannot join, in English and Dutch, and opened no WebSocket');
   } finally {
     await context.close();
   }

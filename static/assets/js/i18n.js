@@ -24,10 +24,17 @@ export function currentLang() {
   return lang;
 }
 
-/** Translates `key`, filling `{placeholders}` from `params`. Falls back to English, then to the key. */
+/**
+ * Translates `key`, filling `{placeholders}` from `params`. Falls back to English, then to the key.
+ * A parameter may itself be a string to translate, given as `{ key }`: it follows a language switch too.
+ */
 export function t(key, params = {}) {
   const template = dictionaries[lang][key] ?? en[key] ?? key;
-  return template.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+  return template.replace(/\{(\w+)\}/g, (m, name) => {
+    if (!(name in params)) return m;
+    const value = params[name];
+    return value && typeof value === 'object' && typeof value.key === 'string' ? t(value.key) : String(value);
+  });
 }
 
 function readArgs(el, attr) {

@@ -2,8 +2,11 @@
 // the peer connection's statistics — round-trip time and available outgoing
 // bitrate of the selected candidate pair, packet loss of what we receive and
 // of what the server receives from us — and shows one level as bars and
-// words, with the numbers for whoever wants them. Only the step down to
-// "poor" and back up is announced: more would drown the meeting.
+// words, with the numbers for whoever wants them, and which path the media
+// take: directly over UDP, over TCP to the server (ICE-TCP, for networks that
+// let no UDP out) or through a TURN relay. Only the step down to "poor" and
+// back up is announced: more would drown the meeting; the path is never
+// announced, it is there for whoever asks (or helps someone on the phone).
 
 import { announce } from './dom.js';
 import { setText, setTitle } from './i18n.js';
@@ -21,6 +24,25 @@ export function qualityLevel({ rtt, loss, bitrate }) {
   if (r > FAIR.rtt || l > FAIR.loss) return 'poor';
   if (r > GOOD.rtt || l > GOOD.loss || (bitrate !== null && bitrate !== undefined && bitrate < TOO_LITTLE_BITRATE)) return 'fair';
   return 'good';
+}
+
+const RELAY_PROTOCOLS = new Set(['udp', 'tcp', 'tls']);
+
+/**
+ * The path the media take, from the selected candidate pair's local candidate
+ * (its `protocol`, `candidateType` and `relayProtocol` statistics): 'udp'
+ * (directly), 'tcp' (ICE-TCP to the server), 'relay-udp', 'relay-tcp' or
+ * 'relay-tls' (TURN, by how we reach the relay), 'relay' (TURN, protocol not
+ * reported), or null when the statistics do not say.
+ */
+export function mediaPath({ protocol, candidateType, relayProtocol } = {}) {
+  const lower = (v) => (typeof v === 'string' ? v.toLowerCase() : null);
+  if (lower(candidateType) === 'relay') {
+    const via = lower(relayProtocol);
+    return RELAY_PROTOCOLS.has(via) ? `relay-${via}` : 'relay';
+  }
+  const proto = lower(protocol);
+  return proto === 'udp' || proto === 'tcp' ? proto : null;
 }
 
 export class QualityIndicator {
@@ -95,7 +117,8 @@ export class QualityIndicator {
     this.last = { received, lostIn };
     const rtt = pair && Number.isFinite(pair.currentRoundTripTime) ? pair.currentRoundTripTime : null;
     const bitrate = pair && Number.isFinite(pair.availableOutgoingBitrate) ? pair.availableOutgoingBitrate : null;
-    this.show(qualityLevel({ rtt, loss, bitrate }), { rtt, loss, bitrate });
+    const path = pair ? mediaPath(report.get(pair.localCandidateId) || {}) : null;
+    this.show(qualityLevel({ rtt, loss, bitrate }), { rtt, loss, bitrate, path });
   }
 
   show(level, numbers) {
@@ -107,6 +130,7 @@ export class QualityIndicator {
     if (numbers && numbers.rtt !== null) parts.push(['quality.rtt', { ms: Math.round(numbers.rtt * 1000) }]);
     if (numbers && numbers.loss !== null) parts.push(['quality.loss', { percent: (numbers.loss * 100).toFixed(1) }]);
     if (numbers && numbers.bitrate !== null) parts.push(['quality.bitrate', { kbps: Math.round(numbers.bitrate / 1000) }]);
+    if (numbers && numbers.path) parts.push(['quality.path', { path: { key: `quality.path.${numbers.path}` } }]);
     this.details.replaceChildren(
       ...parts.flatMap(([key, params]) => {
         const span = document.createElement('span');
@@ -115,17 +139,19 @@ export class QualityIndicator {
       }),
     );
     // The same numbers as a tooltip, for a mouse; the hidden text above is for screen readers.
-    setTitle(this.root, numbers ? 'quality.title' : `quality.${level}`, numbers ? this.titleParams(numbers) : undefined);
+    const titleKey = numbers && numbers.path ? 'quality.titleWithPath' : 'quality.title';
+    setTitle(this.root, numbers ? titleKey : `quality.${level}`, numbers ? this.titleParams(numbers) : undefined);
     if (level === 'poor' && before !== 'poor') announce('quality.live.poor');
     if (before === 'poor' && (level === 'good' || level === 'fair')) announce('quality.live.better');
   }
 
-  titleParams({ rtt, loss, bitrate }) {
+  titleParams({ rtt, loss, bitrate, path }) {
     const dash = '–';
     return {
       ms: rtt === null ? dash : Math.round(rtt * 1000),
       percent: loss === null ? dash : (loss * 100).toFixed(1),
       kbps: bitrate === null ? dash : Math.round(bitrate / 1000),
+      ...(path ? { path: { key: `quality.path.${path}` } } : {}),
     };
   }
 }

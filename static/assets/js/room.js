@@ -1,5 +1,5 @@
-// Entry module of the room page (/{room}): checks that the room exists,
-// shows the pre-join screen (or joins at once from fragment parameters),
+// Entry module of the room page (/{room}): checks that the browser can carry
+// a meeting at all and that the room exists, shows the pre-join screen (or joins at once from fragment parameters),
 // runs the meeting and shows the screens after it: left, password, errors.
 
 import * as api from './api.js';
@@ -212,6 +212,13 @@ async function main() {
   const frag = readLinkParameters(`/${room}`);
   jwt = frag.jwt;
   for (const el of document.querySelectorAll('.room-name')) el.textContent = room;
+
+  // Without WebRTC (some embedded browsers) a meeting would carry neither
+  // sound nor picture: say so, and open no socket and no camera.
+  if (typeof window.RTCPeerConnection !== 'function') {
+    showScreen('no-webrtc');
+    return;
+  }
 
   showScreen('loading');
   const res = await api.getRoom(room);
