@@ -35,7 +35,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let whole = datagrams(&[wire]);
     let reads: Vec<&[u8]> = wire.chunks(usize::from(step).max(1)).collect();
-    assert_eq!(datagrams(&reads), whole, "the same datagrams however the reads fall");
+    assert_eq!(
+        datagrams(&reads),
+        whole,
+        "the same datagrams however the reads fall"
+    );
     for datagram in &whole.0 {
         assert!(!datagram.is_empty() && datagram.len() <= MAX_FRAME);
     }
