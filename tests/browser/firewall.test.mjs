@@ -117,8 +117,11 @@ test('a pupil whose network starts dropping UDP mid-meeting goes on over TCP, on
   const before = await waitForMedia('Late', pages.Late, 3, 45000);
   assert.equal(before.pair.protocol, 'udp', 'first on UDP, like everyone whose network allows it');
   await pages.Late.evaluate(() => { window.__sameDocument = true; });
-  const seenByAlice = await videoFramesFrom(pages.Alice, 'Late');
-  assert.ok(seenByAlice && seenByAlice.framesDecoded > 0, 'Alice decodes Late');
+  // Late decoding the others does not mean the others already show Late: wait for Alice too.
+  await waitUntil('Alice to decode Late', async () => {
+    const seen = await videoFramesFrom(pages.Alice, 'Late');
+    return { ok: !!seen && seen.framesDecoded > 0, state: seen };
+  }, { timeout: 15000 });
 
   lateNetwork.block(DROP_UDP);
   const cut = Date.now();
