@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{TestServer, eventually_async, media_flows};
@@ -95,12 +96,20 @@ async fn only_the_servers_own_pages_may_use_a_hosts_cookie() {
     assert!(server.metric(r#"zaal_refused_total{limit="origin"}"#).await >= 6);
 }
 
-/// A TCP connection from `from`, to the server's HTTP port.
-async fn connect_from(from: &str, server: &TestServer) -> std::io::Result<TcpStream> {
+/// A TCP connection from the loopback address `from` to `to`.
+async fn connect(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(format!("{from}:0").parse().unwrap())?;
-    let addr = server.base.trim_start_matches("http://");
-    socket.connect(addr.parse().unwrap()).await
+    socket.connect(to).await
+}
+
+/// A TCP connection from `from`, to the server's HTTP port.
+async fn connect_from(from: &str, server: &TestServer) -> std::io::Result<TcpStream> {
+    connect(
+        from,
+        server.base.trim_start_matches("http://").parse().unwrap(),
+    )
+    .await
 }
 
 /// Whether the server has closed the connection (a read sees the end, or a reset).
@@ -156,14 +165,12 @@ async fn idle_and_slow_connections_are_closed_while_a_meeting_goes_on() {
     // after the kernel has completed the handshake; wait for it, bounded.
     let beyond_cap = idle.len().saturating_sub(256) as u64;
     assert!(beyond_cap > 0, "only {} connections opened", idle.len());
-    eventually_async("beyond 256 from one address, closed at once", || async {
-        (server
-            .metric(r#"zaal_refused_total{limit="http_connections_per_address"}"#)
-            .await
-            >= beyond_cap)
-            .then_some(())
-    })
-    .await;
+    server
+        .wait_for_metric(
+            r#"zaal_refused_total{limit="http_connections_per_address"}"#,
+            beyond_cap,
+        )
+        .await;
 
     // Every idle connection is closed by the header timeout, the slowloris too.
     let closed = futures_util::future::join_all(
@@ -173,14 +180,9 @@ async fn idle_and_slow_connections_are_closed_while_a_meeting_goes_on() {
     .await;
     assert!(closed.iter().all(|c| *c), "every idle connection closed");
     assert!(slowloris.await.unwrap(), "the slowloris closed");
-    eventually_async("the timeouts counted", || async {
-        (server
-            .metric(r#"zaal_refused_total{limit="header_timeout"}"#)
-            .await
-            >= 200)
-            .then_some(())
-    })
-    .await;
+    server
+        .wait_for_metric(r#"zaal_refused_total{limit="header_timeout"}"#, 200)
+        .await;
     // A new connection from that address is served again.
     let mut fresh = connect_from("127.0.0.2", &server).await.unwrap();
     fresh
@@ -237,23 +239,11 @@ async fn websockets_are_capped_per_address_and_a_message_too_big_closes_with_100
     assert_eq!(code, 1009, "message too big");
 }
 
-/// A TCP connection from `from` to `port` on loopback.
+/// A TCP connection from `from` to the server's ICE-TCP port.
 async fn connect_tcp(from: &str, port: u16) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-    socket
-        .connect(format!("127.0.0.1:{port}").parse().unwrap())
+    connect(from, SocketAddr::from(([127, 0, 0, 1], port)))
         .await
         .unwrap()
-}
-
-/// A port free on loopback now (the ICE-TCP port has no "pick one" value: 0 turns it off).
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// An RFC 4571 frame.
@@ -281,7 +271,7 @@ fn stun_binding(username: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ice_tcp_connections_must_prove_themselves_and_are_capped_per_address() {
-    let port = free_tcp_port();
+    let port = common::free_tcp_port();
     let server = TestServer::start(&[
         ("ZAAL__MEDIA__TCP_PORT", &port.to_string()),
         ("ZAAL__LIMITS__MEDIA_TCP_CONNECTIONS_PER_ADDRESS", "3"),
@@ -297,14 +287,12 @@ async fn ice_tcp_connections_must_prove_themselves_and_are_capped_per_address() 
     // …so a fourth is closed at once, before anything is read.
     let mut fourth = connect_tcp("127.0.0.3", port).await;
     assert!(closed_by_server(&mut fourth, Duration::from_secs(3)).await);
-    eventually_async("the per-address refusal counted", || async {
-        (server
-            .metric(r#"zaal_refused_total{limit="media_tcp_connections_per_address"}"#)
-            .await
-            >= 1)
-            .then_some(())
-    })
-    .await;
+    server
+        .wait_for_metric(
+            r#"zaal_refused_total{limit="media_tcp_connections_per_address"}"#,
+            1,
+        )
+        .await;
 
     // From elsewhere: datagrams that prove nothing close their connection.
     let unproven: [Vec<u8>; 3] = [
@@ -324,14 +312,9 @@ async fn ice_tcp_connections_must_prove_themselves_and_are_capped_per_address() 
     for stream in &mut silent {
         assert!(closed_by_server(stream, Duration::from_secs(10)).await);
     }
-    eventually_async("the unproven connections counted", || async {
-        (server
-            .metric(r#"zaal_refused_total{limit="media_tcp_unproven"}"#)
-            .await
-            >= 6)
-            .then_some(())
-    })
-    .await;
+    server
+        .wait_for_metric(r#"zaal_refused_total{limit="media_tcp_unproven"}"#, 6)
+        .await;
     assert_eq!(server.metric("zaal_media_tcp_connections").await, 0);
     // None of it touched the meeting.
     media_flows(&alice, &bob.id).await;

@@ -196,11 +196,7 @@ async fn join_over_tcp(server: &TestServer, room: &str, name: &str) -> Simulated
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn participants_over_ice_tcp_meet_those_on_udp_on_every_worker() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_tcp_port();
     let server = TestServer::start(&[
         ("ZAAL__MEDIA__WORKERS", "2"),
         ("ZAAL__MEDIA__TCP_PORT", &port.to_string()),

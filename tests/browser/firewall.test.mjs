@@ -15,8 +15,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import en from '../../static/assets/i18n/en.js';
-import { Browser, Zaal, log, mediaStats, remoteTiles, videoFramesFrom, waitForMedia, waitUntil } from './harness.mjs';
-import { PupilNetwork, freeTcpPort } from './netns.mjs';
+import { Browser, Zaal, freePort, log, mediaStats, remoteTiles, videoFramesFrom, waitForMedia, waitUntil } from './harness.mjs';
+import { PupilNetwork } from './netns.mjs';
 
 const ROOM = 'firewall';
 const DROP_UDP = [
@@ -45,7 +45,8 @@ before(async () => {
     firewall: DROP_UDP,
   });
   lateNetwork = await PupilNetwork.create({ index: 2 });
-  tcpPort = await freeTcpPort();
+  // 0 turns the ICE-TCP port off: pick a free one.
+  tcpPort = await freePort();
   zaal = await Zaal.start({
     hosts: { [HOST_USER]: HOST_PASSWORD },
     env: {

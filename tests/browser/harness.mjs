@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +75,18 @@ const REMOVE_WEBRTC = () => {
 };
 
 export const log = (...args) => console.log('[browser]', ...args);
+
+/** A TCP port free on this machine now, for a port that must be known before its server starts. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '0.0.0.0', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 /** Polls `probe` (→ {ok, state}) every `interval` ms until ok, or fails after `timeout` ms with the last state. */
 export async function waitUntil(what, probe, { timeout = 30000, interval = 100 } = {}) {

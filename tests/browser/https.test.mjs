@@ -19,7 +19,8 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Browser, Zaal, log, waitForMedia, waitUntil } from './harness.mjs';
+// Pebble must be told Zaal's port before Zaal starts: hence free ports picked in advance.
+import { Browser, Zaal, freePort, log, waitForMedia, waitUntil } from './harness.mjs';
 
 const HOST = 'zaal.test';
 const ROOM = 'https-test';
@@ -32,18 +33,6 @@ let zaal = null;
 let browser = null;
 const helpers = []; // pebble and its DNS
 const pages = new Map();
-
-/** A free loopback port (Pebble must be told Zaal's port before Zaal starts). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitForPort(port, what) {
   await waitUntil(`${what} on port ${port}`, () =>

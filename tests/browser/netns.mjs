@@ -65,16 +65,3 @@ export class PupilNetwork {
     if (this.holder && this.holder.exitCode === null) this.holder.kill('SIGKILL');
   }
 }
-
-/** A TCP port free on this machine now (for a server port that has no "pick one" value). */
-export async function freeTcpPort() {
-  const net = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '0.0.0.0', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}

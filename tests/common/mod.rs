@@ -147,6 +147,15 @@ impl TestServer {
             .unwrap()
     }
 
+    /// Waits (bounded, as [`eventually_async`]) until a figure from `/metrics` reaches
+    /// `at_least`: the server counts some things only when its tasks get to them.
+    pub async fn wait_for_metric(&self, series: &str, at_least: u64) {
+        eventually_async(&format!("{series} to reach {at_least}"), || async {
+            (self.metric(series).await >= at_least).then_some(())
+        })
+        .await;
+    }
+
     /// Logs in as the host and returns the session cookie.
     pub async fn login(&self) -> String {
         let response = reqwest::Client::new()
@@ -338,4 +347,13 @@ pub fn read_stream(logs: &std::path::Path, stream: &str) -> String {
         }
     }
     text
+}
+
+/// A TCP port free on loopback now, for a server port that has no "pick one" value (the
+/// ICE-TCP port: 0 turns it off).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
 }

@@ -208,6 +208,17 @@ fn room_name(i: usize) -> String {
     format!("bench-{}", i + 1)
 }
 
+/// How the `i`-th participant of room `room` joins: the first ones send video, the first ones
+/// audio, all over the chosen transport.
+fn participant_options(args: &Args, server: &str, room: usize, i: usize, name: &str) -> SimOptions {
+    let mut options = SimOptions::new(server, &room_name(room), name);
+    options.send_video = i < args.video_senders;
+    options.send_audio = i < args.audio_senders.unwrap_or(args.video_senders);
+    options.video_kbps = args.video_kbps;
+    options.media_tcp = args.transport == MediaTransport::Tcp;
+    options
+}
+
 fn start_server(
     rooms: usize,
     participants: usize,
@@ -513,11 +524,7 @@ async fn run(args: Args) -> Result<(), String> {
     let started = Instant::now();
     for room in 0..args.rooms {
         for i in 0..args.participants {
-            let mut options = SimOptions::new(&server, &room_name(room), &format!("p{room}-{i}"));
-            options.send_video = i < args.video_senders;
-            options.send_audio = i < audio_senders;
-            options.video_kbps = args.video_kbps;
-            options.media_tcp = args.transport == MediaTransport::Tcp;
+            let options = participant_options(&args, &server, room, i, &format!("p{room}-{i}"));
             let p = SimulatedParticipant::join(options)
                 .await
                 .map_err(|e| format!("participant {i} of room {room}: {e}"))?;
@@ -691,13 +698,8 @@ impl Churn {
             let index = self.swapped % participants.len();
             self.swapped += 1;
             let (room, i) = (index / args.participants, index % args.participants);
-            let audio_senders = args.audio_senders.unwrap_or(args.video_senders);
             let name = format!("p{room}-{i}-{}", self.swapped);
-            let mut options = SimOptions::new(server, &room_name(room), &name);
-            options.send_video = i < args.video_senders;
-            options.send_audio = i < audio_senders;
-            options.video_kbps = args.video_kbps;
-            options.media_tcp = args.transport == MediaTransport::Tcp;
+            let options = participant_options(args, server, room, i, &name);
             let fresh = SimulatedParticipant::join(options)
                 .await
                 .map_err(|e| format!("a churn join into room {room}: {e}"))?;
