@@ -15,10 +15,12 @@ use serde::{Deserialize, Serialize};
 
 mod limits;
 mod origins;
+mod privacy;
 mod tls;
 
 pub use limits::{LimitSettings, RawLimits};
 pub use origins::web_origin;
+pub use privacy::{Country, IpMode, LegalBasis, MAX_RESPONSE_DAYS, PrivacySettings, RawPrivacy};
 pub use tls::{AcmeSettings, CertificateSource, LETS_ENCRYPT, RawTls, TlsSettings, url_host};
 
 /// The embedded defaults: the contract of every key.
@@ -33,15 +35,6 @@ pub enum ConfigError {
     UnknownKey(String),
     #[error("invalid value for `{key}`: {reason}")]
     Invalid { key: &'static str, reason: String },
-}
-
-/// How client IP addresses are written to the streams that may hold them (SPEC P2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IpMode {
-    Full,
-    Truncated,
-    None,
 }
 
 /// The configuration as written: strings where the file has strings, so that it can be printed
@@ -87,16 +80,6 @@ pub struct RawMedia {
 #[serde(deny_unknown_fields)]
 pub struct RawDir {
     pub dir: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPrivacy {
-    pub ip_mode: String,
-    pub log_names: bool,
-    pub controller: String,
-    pub contact_email: String,
-    pub dpo: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -194,15 +177,6 @@ pub struct MediaSettings {
     pub last_n: Option<usize>,
     /// Media worker threads; 0: one per core.
     pub workers: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct PrivacySettings {
-    pub ip_mode: IpMode,
-    pub log_names: bool,
-    pub controller: String,
-    pub contact_email: String,
-    pub dpo: String,
 }
 
 /// How usage reports group days.
@@ -372,17 +346,7 @@ impl Settings {
                 format!("at most {MAX_MEDIA_WORKERS} (0: one per core)"),
             ));
         }
-        let ip_mode = match raw.privacy.ip_mode.as_str() {
-            "full" => IpMode::Full,
-            "truncated" => IpMode::Truncated,
-            "none" => IpMode::None,
-            other => {
-                return Err(invalid(
-                    "privacy.ip_mode",
-                    format!("`{other}`: expected full, truncated or none"),
-                ));
-            }
-        };
+        let privacy = privacy::privacy_settings(&raw.privacy)?;
         let data_dir = nonempty_dir("data.dir", &raw.data.dir)?;
         let logs_dir = nonempty_dir("logs.dir", &raw.logs.dir)?;
         let retention = RetentionSettings {
@@ -482,13 +446,7 @@ impl Settings {
             },
             data_dir,
             logs_dir,
-            privacy: PrivacySettings {
-                ip_mode,
-                log_names: raw.privacy.log_names,
-                controller: raw.privacy.controller.clone(),
-                contact_email: raw.privacy.contact_email.clone(),
-                dpo: raw.privacy.dpo.clone(),
-            },
+            privacy,
             retention,
             usage_period,
             focus,

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::Settings;
 use crate::focus::Focus;
 use crate::health::Health;
+use crate::privacy::statement::{self, Edition, Published};
 use crate::sfu::{MediaConfig, Sfu};
 use crate::signalling::listener::{self, Listening};
 use crate::signalling::origin::Origins;
@@ -33,6 +34,8 @@ pub struct Server {
     pub tls_summary: Option<String>,
     /// The redirect listener's address, when there is one.
     pub redirect_addr: Option<SocketAddr>,
+    /// The privacy statement's edition being served.
+    pub statement_edition: Edition,
     /// Whether the media workers and the focus still run.
     pub health: Arc<Health>,
     focus: Focus,
@@ -43,9 +46,6 @@ pub struct Server {
     purger: tokio::task::JoinHandle<()>,
     _sfu: Sfu,
 }
-
-/// How often the running server applies retention.
-const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Applies retention to the log streams; a failure is reported in the technical stream and
 /// retried at the next interval.
@@ -66,6 +66,24 @@ async fn purge_logs(settings: &Settings) {
         Ok(Err(e)) => tracing::error!(error = %e, "retention purge failed"),
         Err(e) => tracing::error!(error = %e, "retention purge failed"),
     }
+}
+
+/// Records the statement this configuration produces as served from today (a new edition when
+/// its text changed) and renders its pages.
+fn publish_statement(store: &Store, settings: &Settings) -> Result<Published, StartError> {
+    let texts = statement::texts(settings);
+    let today = time::OffsetDateTime::now_utc().date();
+    let stored = store.publish_statement(
+        &texts.digest,
+        &texts.english,
+        &texts.dutch,
+        &statement::iso_day(today),
+    )?;
+    let edition = Edition::from_stored(stored.number, &stored.first_served).unwrap_or(Edition {
+        number: stored.number,
+        date: today,
+    });
+    Ok(Published::new(settings, edition))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +108,8 @@ impl Server {
         // Retention applies from the first moment: nothing expired survives a restart.
         purge_logs(&settings).await;
         let store = Arc::new(Store::open(&settings.data_dir)?);
+        let statement = Arc::new(publish_statement(&store, &settings)?);
+        let statement_edition = statement.edition;
         let usage = Arc::new(Usage::open(&settings.data_dir)?);
         let (sfu_events_tx, sfu_events_rx) = mpsc::unbounded_channel();
         let health = Arc::new(Health::default());
@@ -144,7 +164,7 @@ impl Server {
         let purger = {
             let settings = settings.clone();
             tokio::spawn(async move {
-                let mut every = tokio::time::interval(PURGE_INTERVAL);
+                let mut every = tokio::time::interval(crate::privacy::retention::PURGE_INTERVAL);
                 every.tick().await;
                 loop {
                     every.tick().await;
@@ -185,6 +205,7 @@ impl Server {
             websockets: Occupancy::new(limits.websockets, limits.websockets_per_address),
             refusals,
             health: health.clone(),
+            statement,
         };
         let app = router(state);
         let (shutdown, stop) = watch::channel(false);
@@ -208,6 +229,7 @@ impl Server {
             media_tcp_addr,
             public_url,
             tls_summary: tls.as_ref().map(|t| t.summary.clone()),
+            statement_edition,
             redirect_addr,
             health,
             focus,

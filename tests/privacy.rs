@@ -427,3 +427,125 @@ async fn the_privacy_statement_follows_the_configuration() {
     assert!(ok);
     assert!(printed.contains("10 dagen") && printed.contains("privacy@school.example"));
 }
+
+#[tokio::test]
+async fn the_statements_date_moves_only_when_its_text_changes() {
+    let today = {
+        let now = time::OffsetDateTime::now_utc();
+        let months = [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ];
+        format!(
+            "{} {} {}",
+            now.day(),
+            months[usize::from(u8::from(now.month())) - 1],
+            now.year()
+        )
+    };
+    let page = |server: &TestServer| {
+        let url = server.url("/privacy?lang=en");
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let mut server = TestServer::start(&[]);
+    let first = format!("Version 1, last changed on {today}.");
+    assert!(page(&server).await.contains(&first), "first edition");
+    let (ok, shown, _) = server.command(&["privacy-statement", "--diff"], &[]);
+    assert!(ok);
+    assert!(shown.contains("first version"), "{shown}");
+
+    // The same configuration again: the same edition, whatever the day.
+    server.restart(&[]);
+    assert!(page(&server).await.contains(&first), "unchanged text");
+
+    // A trial configuration is printed as the edition it would become, and publishes nothing.
+    let shorter = [("ZAAL__RETENTION__FOCUS", "4d")];
+    let (ok, printed, note) = server.command(&["privacy-statement"], &shorter);
+    assert!(ok);
+    assert!(printed.contains(&format!("Version 2, last changed on {today}.")));
+    assert!(note.contains("not served yet"), "{note}");
+    let (_, shown, _) = server.command(&["privacy-statement", "--diff"], &shorter);
+    let changed: Vec<&str> = shown
+        .lines()
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
+        .collect();
+    assert_eq!(changed.len(), 2, "one sentence out, one in: {shown}");
+    assert!(changed[0].starts_with('-') && changed[0].contains("kept for 7 days"));
+    assert!(changed[1].starts_with('+') && changed[1].contains("kept for 4 days"));
+    assert!(shown.starts_with("--- version 1 ("), "{shown}");
+    assert!(
+        page(&server).await.contains(&first),
+        "still the first edition"
+    );
+
+    // Served with the new text: a new edition, and --diff shows what changed since the last.
+    server.restart(&shorter);
+    let text = page(&server).await;
+    assert!(
+        text.contains(&format!("Version 2, last changed on {today}.")),
+        "new edition"
+    );
+    assert!(text.contains("kept for 4 days"));
+    let (_, dutch, _) = server.command(&["privacy-statement", "--lang", "nl", "--diff"], &[]);
+    assert!(
+        dutch.contains("-") && dutch.contains("+") && dutch.contains("4 dagen"),
+        "{dutch}"
+    );
+    assert!(
+        server
+            .output
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("`privacy.controller` is empty")),
+        "serve names the placeholder"
+    );
+}
+
+#[test]
+fn check_config_warns_while_the_statement_has_placeholders() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_zaal"));
+        cmd.env("ZAAL__DATA__DIR", dir.path().join("data"))
+            .env("ZAAL__LOGS__DIR", dir.path().join("logs"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.arg("check-config").output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let empty = run(&[]);
+    assert!(
+        empty.contains("warning: `privacy.controller` is empty"),
+        "{empty}"
+    );
+    assert!(
+        empty.contains("warning: `privacy.contact_email` is empty"),
+        "{empty}"
+    );
+    let filled = run(&[
+        ("ZAAL__PRIVACY__CONTROLLER", "Stichting Voorbeeldschool"),
+        ("ZAAL__PRIVACY__CONTACT_EMAIL", "privacy@school.example"),
+    ]);
+    assert!(!filled.contains("warning"), "{filled}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "check-config creates nothing"
+    );
+}

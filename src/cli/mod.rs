@@ -86,6 +86,9 @@ enum Command {
     PrivacyStatement {
         #[arg(long, default_value = "en", value_parser = ["nl", "en"])]
         lang: String,
+        /// Show what changed since the previous version instead
+        #[arg(long)]
+        diff: bool,
     },
     /// Validate the configuration and print the effective values
     CheckConfig,
@@ -128,7 +131,7 @@ pub fn run() -> ExitCode {
     match command {
         Command::Serve => serve::run(settings),
         Command::User { action } => user::run(&settings, action),
-        Command::PrivacyStatement { lang } => privacy_statement::run(&settings, &lang),
+        Command::PrivacyStatement { lang, diff } => privacy_statement::run(&settings, &lang, diff),
         Command::CheckConfig => unreachable!("handled above"),
         Command::Token {
             user,

@@ -14,6 +14,7 @@ macro_rules! say {
 use crate::config::Settings;
 use crate::privacy::init_logging;
 use crate::privacy::pii::{PiiPolicy, install_policy};
+use crate::privacy::statement::{Language, placeholders};
 use crate::server::Server;
 use crate::store::Store;
 
@@ -47,6 +48,7 @@ pub fn run(settings: Settings) -> ExitCode {
     runtime.block_on(async move {
         let setup_ttl = settings.auth.setup_link_ttl;
         let data_dir = settings.data_dir.clone();
+        let statement_settings = settings.clone();
         let server = match Server::start(settings).await {
             Ok(server) => server,
             Err(e) => {
@@ -72,6 +74,17 @@ pub fn run(settings: Settings) -> ExitCode {
         }
         if let Some(addr) = server.redirect_addr {
             say!("Redirecting plain HTTP on {addr} to {}.", server.public_url);
+        }
+        say!(
+            "Privacy statement at {}/privacy: {}",
+            server.public_url,
+            server.statement_edition.line(Language::English)
+        );
+        for missing in placeholders(&statement_settings) {
+            eprintln!(
+                "zaal: note: `{}` is empty, so the privacy statement shows a placeholder where {}                  belongs",
+                missing.key, missing.what
+            );
         }
         if let Err(e) = offer_setup_link(&data_dir, &server.public_url, setup_ttl) {
             eprintln!("zaal: {e}");

@@ -15,6 +15,9 @@ use super::logfile::{self, StreamFile};
 use crate::config::RetentionSettings;
 
 const HOUR: Duration = Duration::from_secs(3600);
+
+/// How often the running server applies retention (the privacy statement says so).
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(300);
 /// A record is filed by the hour it was *written*, a moment after its timestamp; files starting
 /// this soon after the cutoff are still checked record by record.
 const WRITE_LAG: Duration = Duration::from_secs(60);

@@ -65,6 +65,8 @@ pub struct AppState {
     pub refusals: Arc<Refusals>,
     /// Whether the media workers and the focus still run (`/healthz`).
     pub health: Arc<crate::health::Health>,
+    /// The privacy statement of this configuration, as published at start-up.
+    pub statement: Arc<crate::privacy::statement::Published>,
 }
 
 /// At most a few password hashes at once: argon2 takes 19 MiB and tens of milliseconds each,

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use crate::focus::RoomName;
-use crate::privacy::statement::{Language, render_html};
+use crate::privacy::statement::Language;
 
 #[derive(RustEmbed)]
 #[folder = "static/"]
@@ -120,7 +120,7 @@ pub async fn privacy_page(
             }
         }
     };
-    Html(render_html(&state.settings, language))
+    Html(state.statement.page(language).to_owned())
 }
 
 pub async fn health(State(state): State<AppState>) -> Response {

@@ -1,5 +1,5 @@
 //! Durable state in one SQLite file under `data.dir`: host accounts, host sessions, the one-time
-//! setup link, and rooms.
+//! setup link, rooms, and the privacy statement's editions.
 //!
 //! The command line (`zaal user …`) and the running server open the same file; SQLite's locking
 //! (WAL mode, a busy timeout) keeps them consistent; a file that is locked for good or damaged is
@@ -11,6 +11,7 @@ pub mod database;
 mod hosts;
 mod rooms;
 mod sessions;
+mod statements;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -21,6 +22,7 @@ use rusqlite::Connection;
 pub use database::OpenError;
 pub use hosts::{HostInfo, HostName, HostNameError, MIN_PASSWORD_LEN, password_hashes};
 pub use rooms::RoomCreated;
+pub use statements::{KEPT_EDITIONS, StoredEdition};
 
 /// The database file's name inside `data.dir`.
 pub const DB_FILE: &str = "zaal.sqlite3";
@@ -71,6 +73,13 @@ CREATE TABLE IF NOT EXISTS rooms (
     owner TEXT NOT NULL,
     created INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS statement_editions (
+    number INTEGER PRIMARY KEY AUTOINCREMENT,
+    first_served TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    text_en TEXT NOT NULL,
+    text_nl TEXT NOT NULL
+);
 ";
 
 impl Store {
@@ -84,6 +93,15 @@ impl Store {
         Ok(Self {
             conn: Mutex::new(conn),
         })
+    }
+
+    /// Opens the database under `data_dir` if the server has made one; `None` when there is
+    /// none yet (a command that only reads must not create the data directory).
+    pub fn open_existing(data_dir: &Path) -> Result<Option<Self>, StoreError> {
+        if !data_dir.join(DB_FILE).is_file() {
+            return Ok(None);
+        }
+        Self::open(data_dir).map(Some)
     }
 
     /// An in-memory database, for unit tests.

@@ -30,23 +30,8 @@ impl TestServer {
     /// Starts a server with one host account and the given extra environment.
     pub fn start(extra_env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let env = |cmd: &mut Command| {
-            cmd.env("ZAAL__DATA__DIR", dir.path().join("data"))
-                .env("ZAAL__LOGS__DIR", dir.path().join("logs"))
-                .env("ZAAL__HTTP__LISTEN", "127.0.0.1:0")
-                .env("ZAAL__MEDIA__UDP_PORT", "0")
-                .env("ZAAL__MEDIA__TCP_PORT", "0")
-                .env("ZAAL__MEDIA__BIND", "127.0.0.1")
-                .env("ZAAL__MEDIA__ADVERTISE_IPS", "127.0.0.1")
-                // Most tests are about media, not hosts: guests may start a conference. Tests of
-                // the waiting room turn this back on.
-                .env("ZAAL__FOCUS__WAIT_FOR_HOST", "false");
-            for (k, v) in extra_env {
-                cmd.env(k, v);
-            }
-        };
         let mut add = zaal();
-        env(&mut add);
+        test_env(&mut add, &dir, extra_env);
         let mut add = add
             .args(["user", "add", HOST])
             .stdin(Stdio::piped())
@@ -56,66 +41,33 @@ impl TestServer {
         writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
         assert!(add.wait().unwrap().success(), "zaal user add failed");
 
-        let mut serve = zaal();
-        env(&mut serve);
-        let mut child = serve
-            .arg("serve")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("zaal serve");
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    let _ = tx.send(line.clone());
-                    lines.lock().unwrap().push(line);
-                }
-            });
+        let (child, base, media_port, lines) = spawn_serve(&dir, extra_env);
+        Self {
+            child,
+            base,
+            media_port,
+            dir,
+            env: extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            output: lines,
         }
-        {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    eprintln!("[zaal stderr] {line}");
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            else {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the server did not print its address within 30 s");
-            };
-            if let Some(rest) = line.strip_prefix("Zaal listening on ") {
-                let base = rest.split_whitespace().next().unwrap().to_string();
-                let media_port = rest
-                    .rsplit(':')
-                    .next()
-                    .unwrap()
-                    .trim_end_matches(')')
-                    .parse()
-                    .unwrap();
-                return Self {
-                    child,
-                    base,
-                    media_port,
-                    dir,
-                    env: extra_env
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                    output: lines,
-                };
-            }
-        }
+    }
+
+    /// Stops the server and starts it again on the same data and logs, with `extra_env` as its
+    /// extra environment.
+    pub fn restart(&mut self, extra_env: &[(&str, &str)]) {
+        self.stop();
+        let (child, base, media_port, lines) = spawn_serve(&self.dir, extra_env);
+        self.child = child;
+        self.base = base;
+        self.media_port = media_port;
+        self.output = lines;
+        self.env = extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     }
 
     /// The server's process id.
@@ -195,11 +147,11 @@ impl TestServer {
         self.dir.path().join("data")
     }
 
-    /// Runs a `zaal` command with this server's configuration; returns (status, stdout, stderr).
+    /// Runs a `zaal` command with this server's configuration (the same environment it was
+    /// started with); returns (status, stdout, stderr).
     pub fn command(&self, args: &[&str], extra_env: &[(&str, &str)]) -> (bool, String, String) {
         let mut cmd = zaal();
-        cmd.env("ZAAL__DATA__DIR", self.data_dir())
-            .env("ZAAL__LOGS__DIR", self.logs_dir());
+        test_env(&mut cmd, &self.dir, &[]);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -254,6 +206,82 @@ impl Drop for TestServer {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The environment every test server and command runs with: its own folders, ports chosen by
+/// the system, media on loopback.
+fn test_env(cmd: &mut Command, dir: &tempfile::TempDir, extra_env: &[(&str, &str)]) {
+    cmd.env("ZAAL__DATA__DIR", dir.path().join("data"))
+        .env("ZAAL__LOGS__DIR", dir.path().join("logs"))
+        .env("ZAAL__HTTP__LISTEN", "127.0.0.1:0")
+        .env("ZAAL__MEDIA__UDP_PORT", "0")
+        .env("ZAAL__MEDIA__TCP_PORT", "0")
+        .env("ZAAL__MEDIA__BIND", "127.0.0.1")
+        .env("ZAAL__MEDIA__ADVERTISE_IPS", "127.0.0.1")
+        // Most tests are about media, not hosts: guests may start a conference. Tests of the
+        // waiting room turn this back on.
+        .env("ZAAL__FOCUS__WAIT_FOR_HOST", "false");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+}
+
+type Output = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Starts `zaal serve` and waits until it prints its address.
+fn spawn_serve(
+    dir: &tempfile::TempDir,
+    extra_env: &[(&str, &str)],
+) -> (Child, String, u16, Output) {
+    let mut serve = zaal();
+    test_env(&mut serve, dir, extra_env);
+    let mut child = serve
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("zaal serve");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+    {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[zaal stderr] {line}");
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server did not print its address within 30 s");
+        };
+        if let Some(rest) = line.strip_prefix("Zaal listening on ") {
+            let base = rest.split_whitespace().next().unwrap().to_string();
+            let media_port = rest
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .trim_end_matches(')')
+                .parse()
+                .unwrap();
+            return (child, base, media_port, lines);
         }
     }
 }
