@@ -39,6 +39,7 @@ mod socket;
 mod start;
 mod switch;
 mod transport_cc;
+pub mod turn;
 mod voice;
 mod workers;
 
