@@ -18,7 +18,7 @@ mod origins;
 mod privacy;
 mod tls;
 
-pub use limits::{LimitSettings, RawLimits};
+pub use limits::{LimitSettings, RawLimits, TURN_RELAYED_PORTS};
 pub use origins::web_origin;
 pub use privacy::{Country, IpMode, LegalBasis, MAX_RESPONSE_DAYS, PrivacySettings, RawPrivacy};
 pub use tls::{AcmeSettings, CertificateSource, LETS_ENCRYPT, RawTls, TlsSettings, url_host};
@@ -45,6 +45,7 @@ pub struct RawSettings {
     pub http: RawHttp,
     pub tls: RawTls,
     pub media: RawMedia,
+    pub turn: RawTurn,
     pub data: RawDir,
     pub logs: RawDir,
     pub privacy: RawPrivacy,
@@ -74,6 +75,15 @@ pub struct RawMedia {
     pub advertise_ips: Vec<String>,
     pub last_n: u32,
     pub workers: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTurn {
+    pub enabled: bool,
+    pub listen: String,
+    pub credential_ttl: String,
+    pub realm: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,6 +152,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub tls: TlsSettings,
     pub media: MediaSettings,
+    pub turn: TurnSettings,
     pub data_dir: PathBuf,
     pub logs_dir: PathBuf,
     pub privacy: PrivacySettings,
@@ -163,6 +174,15 @@ pub struct HttpSettings {
     /// Origins besides the server's own whose pages may open the signalling WebSocket and
     /// send state-changing requests, normalised ([`web_origin`]).
     pub allowed_origins: Vec<String>,
+}
+
+/// Zaal's own TURN server (`[turn]`).
+#[derive(Debug, Clone)]
+pub struct TurnSettings {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    pub credential_ttl: Duration,
+    pub realm: String,
 }
 
 #[derive(Debug, Clone)]
@@ -347,6 +367,26 @@ impl Settings {
             ));
         }
         let privacy = privacy::privacy_settings(&raw.privacy)?;
+        let turn = TurnSettings {
+            enabled: raw.turn.enabled,
+            listen: raw
+                .turn
+                .listen
+                .parse()
+                .map_err(|_| invalid("turn.listen", "expected IP:port, e.g. 0.0.0.0:3478"))?,
+            credential_ttl: duration("turn.credential_ttl", &raw.turn.credential_ttl)?,
+            realm: match raw.turn.realm.trim() {
+                "" => public_url
+                    .as_deref()
+                    .and_then(url_host)
+                    .unwrap_or("zaal")
+                    .to_string(),
+                realm if realm.len() > 128 || realm.chars().any(char::is_control) => {
+                    return Err(invalid("turn.realm", "one line of at most 128 characters"));
+                }
+                realm => realm.to_string(),
+            },
+        };
         let data_dir = nonempty_dir("data.dir", &raw.data.dir)?;
         let logs_dir = nonempty_dir("logs.dir", &raw.logs.dir)?;
         let retention = RetentionSettings {
@@ -444,6 +484,7 @@ impl Settings {
                 last_n: (raw.media.last_n > 0).then_some(raw.media.last_n as usize),
                 workers: raw.media.workers as usize,
             },
+            turn,
             data_dir,
             logs_dir,
             privacy,

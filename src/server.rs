@@ -13,10 +13,12 @@ use crate::config::Settings;
 use crate::focus::Focus;
 use crate::health::Health;
 use crate::privacy::statement::{self, Edition, Published};
-use crate::sfu::{MediaConfig, Sfu};
+use crate::sfu::turn::{AllocationLimits, TurnSecret};
+use crate::sfu::{MediaConfig, Sfu, TurnOptions};
 use crate::signalling::listener::{self, Listening};
 use crate::signalling::origin::Origins;
 use crate::signalling::tls::{self, Tls, TlsError};
+use crate::signalling::turn_offer::TurnOffer;
 use crate::signalling::{AppState, Occupancy, SharedThrottle, router};
 use crate::stats::refusals::Refusals;
 use crate::stats::usage::{Usage, UsageError};
@@ -36,6 +38,8 @@ pub struct Server {
     pub redirect_addr: Option<SocketAddr>,
     /// The privacy statement's edition being served.
     pub statement_edition: Edition,
+    /// Where Zaal's own TURN server listens, when it is on.
+    pub turn_addr: Option<SocketAddr>,
     /// Whether the media workers and the focus still run.
     pub health: Arc<Health>,
     focus: Focus,
@@ -112,6 +116,13 @@ impl Server {
         let statement_edition = statement.edition;
         let usage = Arc::new(Usage::open(&settings.data_dir)?);
         let (sfu_events_tx, sfu_events_rx) = mpsc::unbounded_channel();
+        // Known only to this process: its credentials are good for as long as it runs.
+        let turn_secret = {
+            use rand::RngCore;
+            let mut secret = [0u8; 32];
+            rand::rng().fill_bytes(&mut secret);
+            TurnSecret::new(secret)
+        };
         let health = Arc::new(Health::default());
         let sfu = Sfu::start(
             MediaConfig {
@@ -123,6 +134,16 @@ impl Server {
                 tcp_port: settings.media.tcp_port,
                 tcp_connections: settings.limits.media_tcp_connections,
                 tcp_connections_per_address: settings.limits.media_tcp_connections_per_address,
+                turn: settings.turn.enabled.then(|| TurnOptions {
+                    listen: settings.turn.listen,
+                    realm: settings.turn.realm.clone(),
+                    secret: turn_secret.clone(),
+                    limits: AllocationLimits {
+                        total: settings.limits.turn_allocations,
+                        per_address: settings.limits.turn_allocations_per_address,
+                        per_credential: settings.limits.turn_allocations_per_credential,
+                    },
+                }),
             },
             sfu_events_tx,
             health.clone(),
@@ -130,6 +151,15 @@ impl Server {
         .map_err(StartError::Media)?;
         let media_addr = sfu.candidates()[0];
         let media_tcp_addr = sfu.tcp_candidates().first().copied();
+        let turn_addr = sfu.turn_addr();
+        let turn = turn_addr.map(|addr| {
+            TurnOffer::embedded(
+                turn_secret.clone(),
+                settings.turn.credential_ttl,
+                sfu.candidates(),
+                addr.port(),
+            )
+        });
         let tls = Tls::start(&settings.tls, &settings.data_dir)?;
         let focus = Focus::start(
             settings.focus,
@@ -205,6 +235,7 @@ impl Server {
             websockets: Occupancy::new(limits.websockets, limits.websockets_per_address),
             refusals,
             health: health.clone(),
+            turn,
             statement,
         };
         let app = router(state);
@@ -230,6 +261,7 @@ impl Server {
             public_url,
             tls_summary: tls.as_ref().map(|t| t.summary.clone()),
             statement_edition,
+            turn_addr,
             redirect_addr,
             health,
             focus,

@@ -27,6 +27,7 @@ fn zaal_in(root: &Path) -> Command {
         .env("ZAAL__HTTP__LISTEN", "127.0.0.1:0")
         .env("ZAAL__MEDIA__UDP_PORT", "0")
         .env("ZAAL__MEDIA__TCP_PORT", "0")
+        .env("ZAAL__TURN__LISTEN", "127.0.0.1:0")
         .env("ZAAL__MEDIA__BIND", "127.0.0.1")
         .env("ZAAL__MEDIA__ADVERTISE_IPS", "127.0.0.1");
     cmd

@@ -184,6 +184,7 @@ async fn the_first_start_offers_a_single_use_setup_link() {
         .env("ZAAL__HTTP__LISTEN", "127.0.0.1:0")
         .env("ZAAL__MEDIA__UDP_PORT", "0")
         .env("ZAAL__MEDIA__TCP_PORT", "0")
+        .env("ZAAL__TURN__LISTEN", "127.0.0.1:0")
         .env("ZAAL__MEDIA__BIND", "127.0.0.1")
         .stdout(std::process::Stdio::piped())
         .spawn()

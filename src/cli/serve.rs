@@ -64,6 +64,9 @@ pub fn run(settings: Settings) -> ExitCode {
         if let Some(addr) = server.media_tcp_addr {
             say!("Media over TCP, for networks that block UDP, on tcp {addr}.");
         }
+        if let Some(addr) = server.turn_addr {
+            say!("TURN, relaying only to this server's media, on udp {addr}.");
+        }
         match &server.tls_summary {
             Some(summary) => say!("{summary}."),
             None => say!(

@@ -27,6 +27,9 @@ pub struct RawLimits {
     pub message_burst: u32,
     pub media_tcp_connections: u32,
     pub media_tcp_connections_per_address: u32,
+    pub turn_allocations: u32,
+    pub turn_allocations_per_address: u32,
+    pub turn_allocations_per_credential: u32,
 }
 
 /// The limits, checked.
@@ -56,7 +59,14 @@ pub struct LimitSettings {
     /// ICE-TCP connections at once, in all and from one address.
     pub media_tcp_connections: usize,
     pub media_tcp_connections_per_address: usize,
+    /// TURN allocations at once, from one client address, under one credential.
+    pub turn_allocations: usize,
+    pub turn_allocations_per_address: usize,
+    pub turn_allocations_per_credential: usize,
 }
+
+/// The relayed ports TURN gives out on one address (49152 to 65535).
+pub const TURN_RELAYED_PORTS: usize = 16_384;
 
 /// Counts beyond this are a typo, not a machine.
 const MAX_COUNT: u32 = 1_000_000;
@@ -99,7 +109,36 @@ pub fn limit_settings(raw: &RawLimits) -> Result<LimitSettings, ConfigError> {
             "limits.media_tcp_connections_per_address",
             raw.media_tcp_connections_per_address,
         )?,
+        turn_allocations: count("limits.turn_allocations", raw.turn_allocations)?,
+        turn_allocations_per_address: count(
+            "limits.turn_allocations_per_address",
+            raw.turn_allocations_per_address,
+        )?,
+        turn_allocations_per_credential: count(
+            "limits.turn_allocations_per_credential",
+            raw.turn_allocations_per_credential,
+        )?,
     };
+    if limits.turn_allocations > TURN_RELAYED_PORTS {
+        return Err(invalid(
+            "limits.turn_allocations",
+            format!("at most {TURN_RELAYED_PORTS} (the relayed ports of one address)"),
+        ));
+    }
+    for (key, value) in [
+        (
+            "limits.turn_allocations_per_address",
+            limits.turn_allocations_per_address,
+        ),
+        (
+            "limits.turn_allocations_per_credential",
+            limits.turn_allocations_per_credential,
+        ),
+    ] {
+        if value > limits.turn_allocations {
+            return Err(invalid(key, "cannot exceed limits.turn_allocations"));
+        }
+    }
     if limits.media_tcp_connections_per_address > limits.media_tcp_connections {
         return Err(invalid(
             "limits.media_tcp_connections_per_address",

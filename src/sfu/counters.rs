@@ -26,6 +26,8 @@ pub struct SfuCounters {
     /// ICE-TCP (`super::ice_tcp`): connections open now, frames in and out, frames dropped
     /// because the connection's send queue was full, and connections refused by a limit.
     pub tcp: TcpCounters,
+    /// Zaal's own TURN server (`super::turn`).
+    pub turn: TurnCounters,
     /// Connections on each media worker (empty until the SFU starts).
     pub worker_peers: Vec<AtomicU64>,
     pub quality: QualityFigures,
@@ -45,6 +47,24 @@ pub struct TcpCounters {
     pub refused_per_address: AtomicU64,
     /// Closed: no STUN request proving a connection's credentials came first, in time.
     pub refused_unproven: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+pub struct TurnCounters {
+    /// Allocations held now.
+    pub allocations: AtomicU64,
+    /// Datagrams relayed from clients to the media core, and dropped on the way (a worker too
+    /// far behind, or the first datagram of an allocation not a STUN request of a connection).
+    pub relayed_in: AtomicU64,
+    pub dropped_in: AtomicU64,
+    /// The workers' side: datagrams framed back to clients (`frames_out`) and dropped because
+    /// an allocation's queue was full (`frames_dropped`).
+    pub links: TcpCounters,
+    /// Refused: a credential that is forged or expired (401), a peer that is not Zaal (403),
+    /// an allocation beyond a limit (486, 508).
+    pub unauthorized: AtomicU64,
+    pub forbidden_peer: AtomicU64,
+    pub quota: AtomicU64,
 }
 
 /// Upper bounds of the forwarding-delay buckets, in seconds (a last one holds the rest).

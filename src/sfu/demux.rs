@@ -162,6 +162,11 @@ impl<K: Copy + Eq + Hash> Directory<K> {
         self.by_addr.contains_key(&addr)
     }
 
+    /// The peer a bound address routes to.
+    pub fn bound_to(&self, addr: SocketAddr) -> Option<K> {
+        self.by_addr.get(&addr).copied()
+    }
+
     /// Forgets a bound address (a TCP connection that closed): whatever comes from it next
     /// must prove itself again.
     pub fn unbind(&mut self, addr: SocketAddr) {

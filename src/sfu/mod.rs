@@ -72,6 +72,19 @@ pub struct MediaConfig {
     /// ICE-TCP connections at once, in all and from one address.
     pub tcp_connections: usize,
     pub tcp_connections_per_address: usize,
+    /// Zaal's own TURN server; `None`: off.
+    pub turn: Option<TurnOptions>,
+}
+
+/// What Zaal's own TURN server is started with.
+#[derive(Debug, Clone)]
+pub struct TurnOptions {
+    /// Its UDP address; port 0 picks a free one.
+    pub listen: SocketAddr,
+    pub realm: String,
+    /// The secret its credentials are made with (shared with the signalling, which mints them).
+    pub secret: turn::TurnSecret,
+    pub limits: turn::AllocationLimits,
 }
 
 /// How often the SFU reports voice activity ([`SfuEvent::Voice`]): its maintenance cadence.
@@ -180,11 +193,16 @@ pub struct Sfu {
     counters: Arc<SfuCounters>,
     /// The ICE-TCP port's accept loop, stopped with the SFU.
     tcp_port: Option<tokio::task::JoinHandle<()>>,
+    /// The TURN port's loop and its address, stopped with the SFU.
+    turn_port: Option<(tokio::task::JoinHandle<()>, SocketAddr)>,
 }
 
 impl Drop for Sfu {
     fn drop(&mut self) {
         if let Some(task) = &self.tcp_port {
+            task.abort();
+        }
+        if let Some((task, _)) = &self.turn_port {
             task.abort();
         }
     }
@@ -219,6 +237,7 @@ impl Sfu {
             candidates: started.candidates,
             counters: started.counters,
             tcp_port: started.tcp_port,
+            turn_port: started.turn_port,
         })
     }
 
@@ -239,6 +258,11 @@ impl Sfu {
     }
 
     /// The addresses put in passive ICE-TCP candidates (none with the port off).
+    /// The address Zaal's own TURN server listens on, when it is on.
+    pub fn turn_addr(&self) -> Option<SocketAddr> {
+        self.turn_port.as_ref().map(|(_, addr)| *addr)
+    }
+
     pub fn tcp_candidates(&self) -> &[SocketAddr] {
         &self.candidates.tcp
     }

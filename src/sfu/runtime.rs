@@ -30,7 +30,7 @@ use crate::ids::ParticipantId;
 const ARENA_BYTES: usize = 256 * 1024;
 /// Batches read per wake-up before commands and timers get a turn.
 const MAX_BATCHES_PER_WAKE: usize = 16;
-/// ICE-TCP inputs taken per wake-up, likewise.
+/// ICE-TCP (or TURN) inputs taken per wake-up, likewise.
 const MAX_TCP_INPUTS_PER_WAKE: usize = 256;
 
 /// What a worker is told: the focus's commands for its connections, and, for the first worker,
@@ -132,6 +132,10 @@ pub struct Worker {
     /// The ICE-TCP connections' datagrams for this worker (`None`: the port is off).
     tcp_input: Option<mpsc::Receiver<TcpInput>>,
     tcp: TcpLinks,
+    /// The TURN allocations' relayed datagrams, as links like ICE-TCP connections' (`None`:
+    /// TURN is off).
+    relay_input: Option<mpsc::Receiver<TcpInput>>,
+    relay: TcpLinks,
 }
 
 impl Worker {
@@ -142,6 +146,7 @@ impl Worker {
         events: mpsc::UnboundedSender<SfuEvent>,
         counters: Arc<SfuCounters>,
         tcp_input: Option<mpsc::Receiver<TcpInput>>,
+        relay_input: Option<mpsc::Receiver<TcpInput>>,
     ) -> Self {
         Self {
             socket,
@@ -154,6 +159,8 @@ impl Worker {
             gso_scratch: Vec::with_capacity(64 * 1024),
             tcp_input,
             tcp: TcpLinks::default(),
+            relay_input,
+            relay: TcpLinks::default(),
         }
     }
 
@@ -178,9 +185,14 @@ impl Worker {
                     None => break,
                 },
                 input = next_tcp_input(&mut self.tcp_input) => match input {
-                    Some(input) => self.on_tcp_inputs(input),
+                    Some(input) => self.on_link_inputs(Transport::Tcp, input),
                     // The ICE-TCP port stopped; UDP goes on.
                     None => self.tcp_input = None,
+                },
+                input = next_tcp_input(&mut self.relay_input) => match input {
+                    Some(input) => self.on_link_inputs(Transport::Relay, input),
+                    // TURN stopped; the rest goes on.
+                    None => self.relay_input = None,
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
@@ -250,47 +262,58 @@ impl Worker {
         self.flush_timed(batch.read);
     }
 
-    /// ICE-TCP connections' inputs: this one and whatever else is waiting, up to a bound.
-    fn on_tcp_inputs(&mut self, first: TcpInput) {
+    /// Inputs of ICE-TCP connections or TURN allocations (`transport`): this one and whatever
+    /// else is waiting, up to a bound.
+    fn on_link_inputs(&mut self, transport: Transport, first: TcpInput) {
         let now = Instant::now();
         let mut input = Some(first);
         let mut taken = 0;
         while let Some(next) = input.take() {
+            let links = match transport {
+                Transport::Relay => &mut self.relay,
+                _ => &mut self.tcp,
+            };
             match next {
                 TcpInput::Opened {
                     remote,
                     local_ip,
                     writer,
-                } => self.tcp.open(remote, local_ip, writer),
+                } => links.open(remote, local_ip, writer),
                 TcpInput::Datagram { remote, datagram } => {
-                    let local_ip = self.tcp.local_ip(remote);
-                    let routed = self.core.handle_owned_datagram(
-                        now,
-                        Transport::Tcp,
-                        remote,
-                        local_ip,
-                        datagram,
-                    );
-                    self.tcp.confirm(remote, routed);
+                    let local_ip = links.local_ip(remote);
+                    let routed = self
+                        .core
+                        .handle_owned_datagram(now, transport, remote, local_ip, datagram);
+                    links.confirm(remote, routed);
                 }
                 TcpInput::Closed { remote } => {
-                    self.tcp.close(remote);
-                    self.core.tcp_closed(remote);
+                    links.close(remote);
+                    match transport {
+                        Transport::Relay => self.core.relay_closed(remote),
+                        _ => self.core.tcp_closed(remote),
+                    }
                 }
             }
             taken += 1;
             if taken < MAX_TCP_INPUTS_PER_WAKE {
-                input = self.tcp_input.as_mut().and_then(|i| i.try_recv().ok());
+                let queue = match transport {
+                    Transport::Relay => &mut self.relay_input,
+                    _ => &mut self.tcp_input,
+                };
+                input = queue.as_mut().and_then(|i| i.try_recv().ok());
             }
         }
         self.flush_timed(now);
     }
 
-    /// Closes the ICE-TCP connections of media connections that are gone.
+    /// Closes the ICE-TCP connections and TURN links of media connections that are gone.
     fn prune_tcp(&mut self) {
+        let core = &self.core;
         if !self.tcp.is_empty() {
-            let core = &self.core;
             self.tcp.prune(|remote| core.tcp_bound(remote));
+        }
+        if !self.relay.is_empty() {
+            self.relay.prune(|relayed| core.relay_bound(relayed));
         }
     }
 
@@ -362,6 +385,9 @@ impl Worker {
     fn send_queued(&mut self, destination: Option<Destination>) {
         if let Some((Transport::Tcp, to, _)) = destination {
             self.tcp.send(to, &self.out_queue, &self.counters.tcp);
+        } else if let Some((Transport::Relay, to, _)) = destination {
+            self.relay
+                .send(to, &self.out_queue, &self.counters.turn.links);
         } else if let Some((Transport::Udp, to, from)) = destination
             && !self.out_queue.is_empty()
         {

@@ -18,6 +18,8 @@ use super::ice_tcp::listener::TcpEdge;
 use super::ice_tcp::{TcpInput, WORKER_INPUT_QUEUE};
 use super::runtime::{Batch, Input, Outbox, Worker, WorkerCommand};
 use super::socket::{self, MediaSocket, RecvBuffers};
+use super::turn::edge::TurnEdge;
+use super::turn::{TurnConfig, TurnServer};
 use super::workers::Router;
 use super::{MediaConfig, SfuEvent};
 
@@ -32,6 +34,7 @@ pub struct Started {
     pub candidates: Candidates,
     pub counters: Arc<SfuCounters>,
     pub tcp_port: Option<tokio::task::JoinHandle<()>>,
+    pub turn_port: Option<(tokio::task::JoinHandle<()>, SocketAddr)>,
 }
 
 /// What a worker thread starts from.
@@ -108,6 +111,20 @@ pub fn start(
         })
         .unzip();
     let mut tcp_receivers = tcp_receivers.into_iter();
+    let turn_socket = match &config.turn {
+        Some(turn) => Some(bind_turn(turn.listen)?),
+        None => None,
+    };
+    let (relay_senders, relay_receivers): (Vec<_>, Vec<_>) = (0..workers)
+        .map(|_| match turn_socket {
+            Some(_) => {
+                let (to, from) = mpsc::channel::<TcpInput>(WORKER_INPUT_QUEUE);
+                (Some(to), Some(from))
+            }
+            None => (None, None),
+        })
+        .unzip();
+    let mut relay_receivers = relay_receivers.into_iter();
     for (worker, commands) in receivers.into_iter().enumerate() {
         let startup = if worker == 0 {
             Startup::Reader {
@@ -125,6 +142,7 @@ pub fn start(
         let (candidates, last_n) = (candidates.clone(), config.last_n);
         let health = health.clone();
         let tcp_input = tcp_receivers.next().flatten();
+        let relay_input = relay_receivers.next().flatten();
         std::thread::Builder::new()
             .name(format!("zaal-sfu-{worker}"))
             .spawn(move || {
@@ -136,6 +154,7 @@ pub fn start(
                         events,
                         commands,
                         tcp_input,
+                        relay_input,
                     };
                     run_worker(workers, startup, core, counters.clone(), channels)
                 }));
@@ -162,12 +181,39 @@ pub fn start(
         });
         tokio::spawn(super::ice_tcp::listener::serve(listener, edge))
     });
+    let turn_port = match (turn_socket, &config.turn) {
+        (Some(socket), Some(turn)) => {
+            let addr = socket.local_addr()?;
+            let mut nonce_key = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce_key);
+            let server = TurnServer::new(TurnConfig {
+                realm: turn.realm.clone(),
+                secret: turn.secret.clone(),
+                peers: candidates.udp.clone(),
+                limits: turn.limits,
+                nonce_key,
+            });
+            let edge = Arc::new(TurnEdge {
+                server: std::sync::Mutex::new(server),
+                dispatch: dispatch.clone(),
+                workers: relay_senders.into_iter().flatten().collect(),
+                counters: counters.clone(),
+            });
+            let socket = tokio::net::UdpSocket::from_std(socket)?;
+            Some((
+                tokio::spawn(super::turn::edge::serve_udp(socket, edge)),
+                addr,
+            ))
+        }
+        _ => None,
+    };
     Ok(Started {
         dispatch,
         local_addr,
         candidates,
         counters,
         tcp_port,
+        turn_port,
     })
 }
 
@@ -182,12 +228,20 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(1024)
 }
 
+/// The TURN port (non-blocking, for the main runtime).
+fn bind_turn(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
 /// What a worker thread is handed besides its core: the focus's commands, where its events
-/// go, and its ICE-TCP connections' datagrams.
+/// go, and its ICE-TCP connections' and TURN allocations' datagrams.
 struct WorkerChannels {
     events: mpsc::UnboundedSender<SfuEvent>,
     commands: mpsc::UnboundedReceiver<WorkerCommand>,
     tcp_input: Option<mpsc::Receiver<TcpInput>>,
+    relay_input: Option<mpsc::Receiver<TcpInput>>,
 }
 
 /// A worker thread's body: its runtime, its socket, then its loop until the SFU stops.
@@ -202,6 +256,7 @@ fn run_worker(
         events,
         commands,
         tcp_input,
+        relay_input,
     } = channels;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -243,8 +298,16 @@ fn run_worker(
                 Err(_) => return,
             },
         };
-        Worker::new(socket, input, core, events, counters, tcp_input)
-            .run(commands)
-            .await;
+        Worker::new(
+            socket,
+            input,
+            core,
+            events,
+            counters,
+            tcp_input,
+            relay_input,
+        )
+        .run(commands)
+        .await;
     });
 }

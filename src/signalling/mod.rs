@@ -17,6 +17,7 @@ pub mod protocol;
 mod rate;
 mod throttle;
 pub mod tls;
+pub mod turn_offer;
 mod ws;
 
 pub use crate::occupancy::Occupancy;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub refusals: Arc<Refusals>,
     /// Whether the media workers and the focus still run (`/healthz`).
     pub health: Arc<crate::health::Health>,
+    /// The TURN servers participants are told of; `None`: none.
+    pub turn: Option<turn_offer::TurnOffer>,
     /// The privacy statement of this configuration, as published at start-up.
     pub statement: Arc<crate::privacy::statement::Published>,
 }

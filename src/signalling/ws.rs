@@ -110,7 +110,12 @@ pub async fn run_session(socket: WebSocket, state: AppState, caller: Caller) {
             return;
         }
     };
-    let outcome = if send(&mut sink, &Outbound::joined(&joined)).await {
+    let ice_servers = state
+        .turn
+        .as_ref()
+        .map(|offer| offer.ice_servers())
+        .unwrap_or_default();
+    let outcome = if send(&mut sink, &Outbound::joined(&joined, ice_servers)).await {
         in_conference(&state, &me, &mut sink, &mut stream, events, &mut limiter).await
     } else {
         gone(LeaveReason::Disconnected, CLOSE_GOING_AWAY)

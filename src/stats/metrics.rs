@@ -133,6 +133,31 @@ pub fn render(
         "Datagrams for an ICE-TCP connection dropped because its send queue was full or it had closed",
         counter(&sfu.tcp.frames_dropped),
     );
+    registry.register(
+        "turn_allocations",
+        "TURN allocations held now (turn.listen)",
+        gauge(SfuCounters::get(&sfu.turn.allocations)),
+    );
+    registry.register(
+        "turn_relayed_received",
+        "Datagrams relayed from TURN clients to the media workers",
+        counter(&sfu.turn.relayed_in),
+    );
+    registry.register(
+        "turn_relayed_dropped",
+        "Datagrams from TURN clients dropped: a worker too far behind, or an allocation's first datagram not a STUN request of a media connection",
+        counter(&sfu.turn.dropped_in),
+    );
+    registry.register(
+        "turn_relayed_sent",
+        "Datagrams queued for TURN clients by the media workers",
+        counter(&sfu.turn.links.frames_out),
+    );
+    registry.register(
+        "turn_relayed_send_dropped",
+        "Datagrams for a TURN client dropped because its allocation's queue was full or had closed",
+        counter(&sfu.turn.links.frames_dropped),
+    );
     let refused = Family::<[(&'static str, &'static str); 1], Counter<u64>>::default();
     for limit in Limit::ALL {
         refused
@@ -146,6 +171,9 @@ pub fn render(
             &sfu.tcp.refused_per_address,
         ),
         ("media_tcp_unproven", &sfu.tcp.refused_unproven),
+        ("turn_credential", &sfu.turn.unauthorized),
+        ("turn_peer", &sfu.turn.forbidden_peer),
+        ("turn_allocations", &sfu.turn.quota),
     ] {
         refused
             .get_or_create(&[("limit", label)])

@@ -74,6 +74,18 @@ const REMOVE_WEBRTC = () => {
   window.RTCPeerConnection = undefined;
 };
 
+// Runs after RECORD_PEER_CONNECTIONS in a page opened with `relayOnly: true`: every
+// peer connection uses relayed candidates only (`iceTransportPolicy: 'relay'`), as a
+// browser on a network that reaches nothing but a TURN server would end up doing.
+const RELAY_ONLY = () => {
+  const Recorded = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Recorded {
+    constructor(config = {}, ...rest) {
+      super({ ...config, iceTransportPolicy: 'relay' }, ...rest);
+    }
+  };
+};
+
 export const log = (...args) => console.log('[browser]', ...args);
 
 /** A TCP port free on this machine now, for a port that must be known before its server starts. */
@@ -191,6 +203,7 @@ export class Zaal {
           ZAAL__HTTP__LISTEN: '127.0.0.1:0',
           ZAAL__MEDIA__UDP_PORT: '0',
           ZAAL__MEDIA__TCP_PORT: '0',
+          ZAAL__TURN__ENABLED: 'false',
           ZAAL__MEDIA__ADVERTISE_IPS: '127.0.0.1',
           ...this.extraEnv,
         },
@@ -314,9 +327,10 @@ export class Browser {
   /**
    * A new page in a context of its own. `session`: a host's session cookie
    * value, so the context is logged in (the browser sends it on the WebSocket too).
-   * `webrtc: false`: the page has no RTCPeerConnection.
+   * `webrtc: false`: the page has no RTCPeerConnection. `relayOnly`: its peer
+   * connections use TURN-relayed candidates only.
    */
-  async open(label, { session = null, viewport = { width: 640, height: 480 }, webrtc = true } = {}) {
+  async open(label, { session = null, viewport = { width: 640, height: 480 }, webrtc = true, relayOnly = false } = {}) {
     const context = await this.browser.newContext({ viewport, locale: 'en-US' });
     this.contexts.push(context);
     if (session) {
@@ -324,6 +338,7 @@ export class Browser {
     }
     await context.addInitScript(RECORD_PEER_CONNECTIONS);
     if (!webrtc) await context.addInitScript(REMOVE_WEBRTC);
+    if (relayOnly) await context.addInitScript(RELAY_ONLY);
     const wsBase = this.base.replace(/^http/, 'ws');
     context.on('request', (request) => {
       const url = request.url();

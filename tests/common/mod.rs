@@ -218,6 +218,7 @@ fn test_env(cmd: &mut Command, dir: &tempfile::TempDir, extra_env: &[(&str, &str
         .env("ZAAL__HTTP__LISTEN", "127.0.0.1:0")
         .env("ZAAL__MEDIA__UDP_PORT", "0")
         .env("ZAAL__MEDIA__TCP_PORT", "0")
+        .env("ZAAL__TURN__LISTEN", "127.0.0.1:0")
         .env("ZAAL__MEDIA__BIND", "127.0.0.1")
         .env("ZAAL__MEDIA__ADVERTISE_IPS", "127.0.0.1")
         // Most tests are about media, not hosts: guests may start a conference. Tests of the

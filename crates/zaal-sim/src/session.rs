@@ -55,7 +55,7 @@ fn read(text: &str) -> Option<(Value, Outbound)> {
 
 /// How the server answered `join`.
 pub(crate) enum Entered {
-    Joined { raw: Value, joined: Outbound },
+    Joined { raw: Value, joined: Box<Outbound> },
     Waiting { raw: Value, reason: String },
 }
 
@@ -131,7 +131,12 @@ pub(crate) async fn connect(options: &SimOptions) -> Result<(WebSocket, Entered)
             let (raw, message) =
                 read(&frame).ok_or_else(|| SimError::Protocol("not a server message".into()))?;
             match message {
-                joined @ Outbound::Joined { .. } => return Ok(Entered::Joined { raw, joined }),
+                joined @ Outbound::Joined { .. } => {
+                    return Ok(Entered::Joined {
+                        raw,
+                        joined: Box::new(joined),
+                    });
+                }
                 Outbound::Waiting { reason } => {
                     return Ok(Entered::Waiting {
                         raw,

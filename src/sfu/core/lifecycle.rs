@@ -16,7 +16,7 @@ use rtc::sansio::Protocol;
 use tracing::{info, warn};
 
 use super::tables::Layer;
-use super::{Core, Transmit, Transport};
+use super::{Core, Transmit};
 use crate::ids::ParticipantId;
 use crate::privacy::BRIDGE;
 use crate::sfu::demux::IceCredentials;
@@ -194,7 +194,11 @@ impl Core {
         let _ = peer.pc.close();
         while let Some(out) = peer.pc.poll_write() {
             self.orphans.push_back(Transmit {
-                transport: Transport::of(out.transport.transport_protocol),
+                transport: self.directory.transport_to(
+                    key,
+                    out.transport.transport_protocol,
+                    out.transport.peer_addr,
+                ),
                 from: peer.local_ip,
                 to: out.transport.peer_addr,
                 contents: out.message,

@@ -60,12 +60,16 @@ pub enum Transport {
     /// ICE-TCP (RFC 6544): each datagram one RFC 4571 frame on a TCP connection the client
     /// opened to the server's passive candidate; `to` and `from` name that connection.
     Tcp,
+    /// Through Zaal's own TURN server: `to` and `from` name an allocation's relayed address, and
+    /// the TURN edge frames the datagram for its client. To ICE this is UDP (a relayed
+    /// candidate is a UDP candidate, whatever carries it to the TURN server).
+    Relay,
 }
 
 impl Transport {
     fn protocol(self) -> TransportProtocol {
         match self {
-            Transport::Udp => TransportProtocol::UDP,
+            Transport::Udp | Transport::Relay => TransportProtocol::UDP,
             Transport::Tcp => TransportProtocol::TCP,
         }
     }
@@ -80,12 +84,14 @@ impl Transport {
     }
 }
 
-/// One routing table per transport: a UDP source and a TCP connection's remote address are
-/// different things even when they are equal, and each is bound only by its own STUN.
+/// One routing table per transport: a UDP source, a TCP connection's remote address and a TURN
+/// allocation's relayed address are different things even when they are equal, and each is
+/// bound only by its own STUN.
 #[derive(Default)]
 struct Routes {
     udp: Directory<PeerKey>,
     tcp: Directory<PeerKey>,
+    relay: Directory<PeerKey>,
 }
 
 impl Routes {
@@ -93,17 +99,33 @@ impl Routes {
         match transport {
             Transport::Udp => &mut self.udp,
             Transport::Tcp => &mut self.tcp,
+            Transport::Relay => &mut self.relay,
         }
     }
 
     fn insert_peer(&mut self, credentials: IceCredentials, key: PeerKey) {
         self.udp.insert_peer(credentials.clone(), key);
-        self.tcp.insert_peer(credentials, key);
+        self.tcp.insert_peer(credentials.clone(), key);
+        self.relay.insert_peer(credentials, key);
     }
 
     fn remove_peer(&mut self, ufrag: &str, key: PeerKey) {
         self.udp.remove_peer(ufrag, key);
         self.tcp.remove_peer(ufrag, key);
+        self.relay.remove_peer(ufrag, key);
+    }
+
+    /// How a connection's output to `to` travels: by its selected pair's protocol, and through
+    /// TURN when `to` is one of the connection's relayed addresses (ICE sees those as UDP).
+    fn transport_to(&self, key: PeerKey, protocol: TransportProtocol, to: SocketAddr) -> Transport {
+        match Transport::of(protocol) {
+            Transport::Udp
+                if self.relay.bound_to(to) == Some(key) && self.udp.bound_to(to) != Some(key) =>
+            {
+                Transport::Relay
+            }
+            transport => transport,
+        }
     }
 }
 
@@ -258,6 +280,16 @@ impl Core {
         self.directory.tcp.is_bound(remote)
     }
 
+    /// Whether datagrams from the TURN allocation at `relayed` reach a media connection.
+    pub fn relay_bound(&self, relayed: SocketAddr) -> bool {
+        self.directory.relay.is_bound(relayed)
+    }
+
+    /// A TURN allocation with the relayed address `relayed` ended: it routes nothing more.
+    pub fn relay_closed(&mut self, relayed: SocketAddr) {
+        self.directory.relay.unbind(relayed);
+    }
+
     /// Runs what is due at `now`: probe bursts, the connections' timers, maintenance.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.peer_deadline().is_some_and(|d| d <= now) {
@@ -285,7 +317,11 @@ impl Core {
             if let Some(peer) = self.peers.get_mut(key) {
                 if let Some(out) = peer.pc.poll_write() {
                     return Some(Transmit {
-                        transport: Transport::of(out.transport.transport_protocol),
+                        transport: self.directory.transport_to(
+                            key,
+                            out.transport.transport_protocol,
+                            out.transport.peer_addr,
+                        ),
                         from: peer.local_ip,
                         to: out.transport.peer_addr,
                         contents: out.message,
@@ -345,7 +381,7 @@ impl Core {
         from: SocketAddr,
     ) -> SocketAddr {
         let candidates = match transport {
-            Transport::Udp => &self.candidates.udp,
+            Transport::Udp | Transport::Relay => &self.candidates.udp,
             Transport::Tcp => &self.candidates.tcp,
         };
         if let Some(ip) = local_ip

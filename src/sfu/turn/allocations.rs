@@ -367,6 +367,11 @@ mod tests {
     const LIFE: Duration = Duration::from_secs(600);
 
     #[test]
+    fn the_configuration_knows_how_many_ports_there_are() {
+        assert_eq!(PORTS, crate::config::TURN_RELAYED_PORTS);
+    }
+
+    #[test]
     fn quotas_hold_per_credential_per_address_and_in_all() {
         let now = Instant::now();
         let mut table = Allocations::new(AllocationLimits {

@@ -9,6 +9,7 @@
 
 pub mod allocations;
 pub mod credentials;
+pub(crate) mod edge;
 pub mod server;
 #[cfg(test)]
 mod tests;

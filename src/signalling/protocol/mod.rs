@@ -12,7 +12,8 @@ mod outbound;
 
 pub use inbound::{ClientMessage, Inbound, JoinMessage, MediaKindName, display_name, parse};
 pub use outbound::{
-    Delivery, Ending, LobbyView, Outbound, ParticipantView, PermissionsView, RequestView, RoomView,
+    Delivery, Ending, IceServerView, LobbyView, Outbound, ParticipantView, PermissionsView,
+    RequestView, RoomView,
 };
 
 use super::jwt::TokenError;

@@ -90,9 +90,17 @@ pub struct RequestView {
     pub kind: Cow<'static, str>,
 }
 
+/// A TURN server as a browser's `RTCIceServer` takes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IceServerView {
+    pub urls: Vec<String>,
+    pub username: String,
+    pub credential: String,
+}
+
 impl Outbound {
-    /// `joined`, from what the focus says.
-    pub fn joined(j: &Joined) -> Self {
+    /// `joined`, from what the focus says, with the TURN servers this participant may use.
+    pub fn joined(j: &Joined, ice_servers: Vec<IceServerView>) -> Self {
         Outbound::Joined {
             version: PROTOCOL_VERSION,
             conference: j.conference.to_string(),
@@ -120,6 +128,7 @@ impl Outbound {
                 })
                 .collect(),
             dominant_speaker: j.dominant_speaker.as_ref().map(ToString::to_string),
+            ice_servers,
         }
     }
 }
@@ -142,6 +151,7 @@ pub enum Outbound {
         lobby: Vec<LobbyView>,
         unmute_requests: Vec<RequestView>,
         dominant_speaker: Option<String>,
+        ice_servers: Vec<IceServerView>,
     },
     Waiting {
         reason: Cow<'static, str>,

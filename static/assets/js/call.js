@@ -51,6 +51,25 @@ export function streamOwner(streamId) {
   return { id: screen ? streamId.slice(0, -'~screen'.length) : streamId, screen };
 }
 
+/**
+ * The TURN servers of a `joined` message, as RTCPeerConnection takes them;
+ * anything malformed is left out (a wrong entry would make the constructor throw).
+ */
+export function iceServersFrom(list) {
+  if (!Array.isArray(list)) return [];
+  return list
+    .filter(
+      (s) =>
+        s &&
+        Array.isArray(s.urls) &&
+        s.urls.length > 0 &&
+        s.urls.every((u) => typeof u === 'string' && /^turns?:/.test(u)) &&
+        typeof s.username === 'string' &&
+        typeof s.credential === 'string',
+    )
+    .map((s) => ({ urls: [...s.urls], username: s.username, credential: s.credential }));
+}
+
 export class Call {
   /**
    * @param {object} opts
@@ -58,8 +77,9 @@ export class Call {
    * @param {(id: string, stream: MediaStream, track: MediaStreamTrack, screen: boolean) => void} opts.onRemoteTrack
    * @param {() => void} opts.onConnected                media flows (every time the connection becomes connected)
    * @param {() => void} opts.onFailed                   media connection failed: replace this Call
+   * @param {RTCIceServer[]} [opts.iceServers]           this server's own TURN, from `joined`
    */
-  constructor({ send, onRemoteTrack, onConnected, onFailed }) {
+  constructor({ send, onRemoteTrack, onConnected, onFailed, iceServers = [] }) {
     this.send = send;
     this.onFailed = onFailed;
     this.queue = Promise.resolve();
@@ -67,9 +87,10 @@ export class Call {
     this.failed = false;
     this.answered = false;
     this.disconnectTimer = 0;
-    // No iceServers: Zaal never uses a third-party STUN/TURN server; the
-    // server is ICE-lite and reachable on its one UDP port.
-    this.pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
+    // Only the server's own TURN (for networks that let no UDP out): Zaal
+    // never uses a third-party STUN/TURN server, and is ICE-lite on its own
+    // UDP and TCP ports.
+    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
 
     this.pc.addEventListener('track', (ev) => {
       // The server names each stream after the publishing participant's id.

@@ -13,7 +13,7 @@
 // this class shows its decisions. Our role, our permission to unmute and the
 // room's state change only when the server says so.
 
-import { Call } from './call.js';
+import { Call, iceServersFrom } from './call.js';
 import { Chat } from './chat.js';
 import { closeDialog, confirmDialog } from './dialog.js';
 import { $, announce, isTyping, showScreen } from './dom.js';
@@ -357,6 +357,7 @@ export class Meeting {
     this.you = msg.you;
     this.previousId = msg.you;
     this.resumeToken = typeof msg.resumeToken === 'string' ? msg.resumeToken : null;
+    this.iceServers = iceServersFrom(msg.iceServers);
     this.joinedOnce = true;
     this.waitingReason = null;
     const role = msg.role === 'moderator' ? 'moderator' : 'participant';
@@ -448,6 +449,7 @@ export class Meeting {
       onFailed: () => {
         if (call === this.call) this.mediaFailed();
       },
+      iceServers: this.iceServers || [],
     });
     this.call = call;
     call.start(this.media.stream, { audio: this.media.audioTrack, video: this.media.videoTrack, screen: this.screen.track });

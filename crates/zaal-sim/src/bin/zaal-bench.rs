@@ -265,6 +265,7 @@ fn start_server(
         .env("ZAAL__HTTP__LISTEN", "127.0.0.1:0")
         .env("ZAAL__MEDIA__UDP_PORT", "0")
         .env("ZAAL__MEDIA__TCP_PORT", tcp_port.to_string())
+        .env("ZAAL__TURN__ENABLED", "false")
         .env("ZAAL__MEDIA__BIND", "127.0.0.1")
         .env("ZAAL__MEDIA__ADVERTISE_IPS", "127.0.0.1")
         .env("ZAAL__FOCUS__WAIT_FOR_HOST", "false")

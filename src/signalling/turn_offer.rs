@@ -1,0 +1,88 @@
+//! The TURN servers a participant is told of in `joined` (`iceServers`), each with a credential
+//! of its own in the TURN REST scheme, valid for `turn.credential_ttl`.
+//!
+//! The credential's tag is random: it tells credentials apart (the TURN server counts
+//! allocations per credential) and says nothing about who holds it. A credential is a secret
+//! of its participant's: it is sent only to them and never logged.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::protocol::IceServerView;
+use crate::sfu::turn::TurnSecret;
+
+#[derive(Debug, Clone)]
+pub struct TurnOffer {
+    pub secret: TurnSecret,
+    pub ttl: Duration,
+    /// `turn:` URLs, one per advertised media address, on the TURN port.
+    pub urls: Vec<String>,
+}
+
+impl TurnOffer {
+    /// The offer for Zaal's own TURN server on `port` of each of `addresses`.
+    pub fn embedded(
+        secret: TurnSecret,
+        ttl: Duration,
+        addresses: &[SocketAddr],
+        port: u16,
+    ) -> Self {
+        let urls = addresses
+            .iter()
+            .map(|a| format!("turn:{}?transport=udp", SocketAddr::new(a.ip(), port)))
+            .collect();
+        Self { secret, ttl, urls }
+    }
+
+    /// What one participant is given: the servers, with a credential minted now.
+    pub fn ice_servers(&self) -> Vec<IceServerView> {
+        use rand::RngCore;
+        let mut tag = [0u8; 9];
+        rand::rng().fill_bytes(&mut tag);
+        let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let credential = self.secret.mint(now, self.ttl.as_secs(), &tag);
+        vec![IceServerView {
+            urls: self.urls.clone(),
+            username: credential.username,
+            credential: credential.password,
+        }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_participant_gets_a_credential_of_its_own_for_every_address() {
+        let offer = TurnOffer::embedded(
+            TurnSecret::new("s"),
+            Duration::from_secs(3600),
+            &[
+                "192.0.2.1:10000".parse().unwrap(),
+                "[2001:db8::1]:10000".parse().unwrap(),
+            ],
+            3478,
+        );
+        let a = offer.ice_servers();
+        let b = offer.ice_servers();
+        assert_eq!(
+            a[0].urls,
+            [
+                "turn:192.0.2.1:3478?transport=udp",
+                "turn:[2001:db8::1]:3478?transport=udp"
+            ]
+        );
+        assert_ne!(a[0].username, b[0].username);
+        assert_eq!(
+            a[0].credential,
+            TurnSecret::new("s").password(&a[0].username)
+        );
+        let json = serde_json::to_value(&a[0]).unwrap();
+        assert!(json["urls"].is_array() && json["username"].is_string());
+        assert!(json["credential"].is_string());
+    }
+}
