@@ -14,7 +14,7 @@ pub fn run(file: Option<&Path>) -> ExitCode {
             for missing in placeholders(&settings) {
                 eprintln!(
                     "zaal: warning: `{}` is empty: the privacy statement at /privacy shows a \
-                     placeholder where {} belongs",
+                     placeholder for {}",
                     missing.key, missing.what
                 );
             }

@@ -85,7 +85,7 @@ pub fn run(settings: Settings) -> ExitCode {
         );
         for missing in placeholders(&statement_settings) {
             eprintln!(
-                "zaal: note: `{}` is empty, so the privacy statement shows a placeholder where {}                  belongs",
+                "zaal: note: `{}` is empty, so the privacy statement shows a placeholder for {}",
                 missing.key, missing.what
             );
         }

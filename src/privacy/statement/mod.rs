@@ -254,7 +254,7 @@ pub fn placeholders(settings: &Settings) -> Vec<Placeholder> {
     if p.contact_email.is_empty() {
         missing.push(Placeholder {
             key: "privacy.contact_email",
-            what: "where visitors write about their data",
+            what: "the address visitors write to about their data",
         });
     }
     missing
