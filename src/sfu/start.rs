@@ -193,17 +193,26 @@ pub fn start(
                 limits: turn.limits,
                 nonce_key,
             });
-            let edge = Arc::new(TurnEdge {
-                server: std::sync::Mutex::new(server),
-                dispatch: dispatch.clone(),
-                workers: relay_senders.into_iter().flatten().collect(),
-                counters: counters.clone(),
+            let udp = Arc::new(tokio::net::UdpSocket::from_std(socket)?);
+            let edge = Arc::new(TurnEdge::new(
+                server,
+                dispatch.clone(),
+                relay_senders.into_iter().flatten().collect(),
+                counters.clone(),
+                udp,
+            ));
+            let tcp = bind_tcp(addr)?;
+            let occupancy =
+                crate::occupancy::Occupancy::new(turn.limits.total, turn.limits.per_address);
+            let udp_task = tokio::spawn(super::turn::edge::serve_udp(edge.clone()));
+            let tcp_task = tokio::spawn(super::turn::stream::serve_tcp(tcp, edge, occupancy));
+            // One handle for both: the TCP side stops with the UDP side.
+            let both = tokio::spawn(async move {
+                let _stop_tcp = AbortOnDrop(tcp_task);
+                let mut udp = AbortOnDrop(udp_task);
+                let _ = (&mut udp.0).await;
             });
-            let socket = tokio::net::UdpSocket::from_std(socket)?;
-            Some((
-                tokio::spawn(super::turn::edge::serve_udp(socket, edge)),
-                addr,
-            ))
+            Some((both, addr))
         }
         _ => None,
     };
@@ -226,6 +235,15 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(1024)
+}
+
+/// Aborts a task when dropped (when the task holding it is aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The TURN port (non-blocking, for the main runtime).

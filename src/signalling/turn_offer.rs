@@ -15,7 +15,7 @@ use crate::sfu::turn::TurnSecret;
 pub struct TurnOffer {
     pub secret: TurnSecret,
     pub ttl: Duration,
-    /// `turn:` URLs, one per advertised media address, on the TURN port.
+    /// `turn:` URLs, over UDP and over TCP for each advertised media address, on the TURN port.
     pub urls: Vec<String>,
 }
 
@@ -27,9 +27,16 @@ impl TurnOffer {
         addresses: &[SocketAddr],
         port: u16,
     ) -> Self {
-        let urls = addresses
+        let urls = ["udp", "tcp"]
             .iter()
-            .map(|a| format!("turn:{}?transport=udp", SocketAddr::new(a.ip(), port)))
+            .flat_map(|transport| {
+                addresses.iter().map(move |a| {
+                    format!(
+                        "turn:{}?transport={transport}",
+                        SocketAddr::new(a.ip(), port)
+                    )
+                })
+            })
             .collect();
         Self { secret, ttl, urls }
     }
@@ -73,7 +80,9 @@ mod tests {
             a[0].urls,
             [
                 "turn:192.0.2.1:3478?transport=udp",
-                "turn:[2001:db8::1]:3478?transport=udp"
+                "turn:[2001:db8::1]:3478?transport=udp",
+                "turn:192.0.2.1:3478?transport=tcp",
+                "turn:[2001:db8::1]:3478?transport=tcp"
             ]
         );
         assert_ne!(a[0].username, b[0].username);

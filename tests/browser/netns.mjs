@@ -38,6 +38,11 @@ export class PupilNetwork {
     net.nsPath = `/proc/${net.holder.pid}/ns/net`;
     const [outside, inside] = [`zaal-s${index}`, `zaal-p${index}`];
     sh(['ip', 'link', 'add', outside, 'type', 'veth', 'peer', 'name', inside, 'netns', String(net.holder.pid)]);
+    // No IPv6 link-local addresses: one appearing a moment after the link comes up is a
+    // network change to every browser already running, which aborts its page loads
+    // (net::ERR_NETWORK_CHANGED).
+    sh(['ip', 'link', 'set', 'dev', outside, 'addrgenmode', 'none']);
+    net.exec(['ip', 'link', 'set', 'dev', inside, 'addrgenmode', 'none']);
     sh(['ip', 'addr', 'add', `${net.serverIp}/24`, 'dev', outside]);
     sh(['ip', 'link', 'set', outside, 'up']);
     net.exec(['ip', 'link', 'set', 'lo', 'up']);

@@ -11,6 +11,7 @@ pub mod allocations;
 pub mod credentials;
 pub(crate) mod edge;
 pub mod server;
+pub(crate) mod stream;
 #[cfg(test)]
 mod tests;
 mod wire;
