@@ -152,14 +152,6 @@ impl Server {
         let media_addr = sfu.candidates()[0];
         let media_tcp_addr = sfu.tcp_candidates().first().copied();
         let turn_addr = sfu.turn_addr();
-        let turn = turn_addr.map(|addr| {
-            TurnOffer::embedded(
-                turn_secret.clone(),
-                settings.turn.credential_ttl,
-                sfu.candidates(),
-                addr.port(),
-            )
-        });
         let tls = Tls::start(&settings.tls, &settings.data_dir)?;
         let focus = Focus::start(
             settings.focus,
@@ -179,6 +171,20 @@ impl Server {
             source,
         })?;
         let public_url = settings.public_url(http_addr);
+        let turn = turn_addr.map(|addr| {
+            let offer = TurnOffer::embedded(
+                turn_secret.clone(),
+                settings.turn.credential_ttl,
+                sfu.candidates(),
+                addr.port(),
+            );
+            // With TLS on its own listener, TURN over TLS is served there too (by ALPN and
+            // first bytes), for networks that let out nothing but HTTPS.
+            match settings.tls.enabled() {
+                true => offer.with_tls_on(&public_url),
+                false => offer,
+            }
+        });
         let redirect_listener = match settings.tls.redirect_listen {
             Some(addr) => {
                 let listener = TcpListener::bind(addr)
@@ -221,6 +227,7 @@ impl Server {
             limits,
             trusted_proxies: settings.http.trusted_proxies.clone().into(),
             refusals: refusals.clone(),
+            turn: sfu.turn_streams(),
         };
         let state = AppState {
             store,

@@ -195,6 +195,8 @@ pub struct Sfu {
     tcp_port: Option<tokio::task::JoinHandle<()>>,
     /// The TURN port's loop and its address, stopped with the SFU.
     turn_port: Option<(tokio::task::JoinHandle<()>, SocketAddr)>,
+    /// Where the HTTPS listener hands TURN-over-TLS clients.
+    turn_streams: Option<turn::TurnStreams>,
 }
 
 impl Drop for Sfu {
@@ -238,6 +240,7 @@ impl Sfu {
             counters: started.counters,
             tcp_port: started.tcp_port,
             turn_port: started.turn_port,
+            turn_streams: started.turn_streams,
         })
     }
 
@@ -258,6 +261,11 @@ impl Sfu {
     }
 
     /// The addresses put in passive ICE-TCP candidates (none with the port off).
+    /// Where TURN clients that reach another listener (TLS on the HTTPS port) are served.
+    pub fn turn_streams(&self) -> Option<turn::TurnStreams> {
+        self.turn_streams.clone()
+    }
+
     /// The address Zaal's own TURN server listens on, when it is on.
     pub fn turn_addr(&self) -> Option<SocketAddr> {
         self.turn_port.as_ref().map(|(_, addr)| *addr)

@@ -35,6 +35,7 @@ pub struct Started {
     pub counters: Arc<SfuCounters>,
     pub tcp_port: Option<tokio::task::JoinHandle<()>>,
     pub turn_port: Option<(tokio::task::JoinHandle<()>, SocketAddr)>,
+    pub turn_streams: Option<super::turn::TurnStreams>,
 }
 
 /// What a worker thread starts from.
@@ -181,6 +182,7 @@ pub fn start(
         });
         tokio::spawn(super::ice_tcp::listener::serve(listener, edge))
     });
+    let mut turn_streams = None;
     let turn_port = match (turn_socket, &config.turn) {
         (Some(socket), Some(turn)) => {
             let addr = socket.local_addr()?;
@@ -204,6 +206,10 @@ pub fn start(
             let tcp = bind_tcp(addr)?;
             let occupancy =
                 crate::occupancy::Occupancy::new(turn.limits.total, turn.limits.per_address);
+            turn_streams = Some(super::turn::TurnStreams {
+                edge: edge.clone(),
+                occupancy: occupancy.clone(),
+            });
             let udp_task = tokio::spawn(super::turn::edge::serve_udp(edge.clone()));
             let tcp_task = tokio::spawn(super::turn::stream::serve_tcp(tcp, edge, occupancy));
             // One handle for both: the TCP side stops with the UDP side.
@@ -223,6 +229,7 @@ pub fn start(
         counters,
         tcp_port,
         turn_port,
+        turn_streams,
     })
 }
 

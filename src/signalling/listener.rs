@@ -25,6 +25,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::prefixed::Prefixed;
 use crate::config::LimitSettings;
 use crate::occupancy::{Full, Occupancy};
 use crate::privacy::pii::canonical_ip;
@@ -44,6 +45,8 @@ pub struct Listening {
     /// TCP peers whose connections carry many clients: counted in the total only.
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
     pub refusals: Arc<Refusals>,
+    /// Where TLS clients that speak TURN rather than HTTP go (TURN over TLS on this port).
+    pub turn: Option<crate::sfu::turn::TurnStreams>,
 }
 
 /// Serves `app` on `listener`, over TLS when `tls` is given, until `stop` turns true.
@@ -109,6 +112,7 @@ pub async fn serve(
                     continue;
                 };
                 let acceptor = acceptor.clone();
+                let turn = listening.turn.clone();
                 tasks.spawn(async move {
                     let stream =
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -116,9 +120,33 @@ pub async fn serve(
                             _ => return,
                         };
                     drop(permit);
-                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                    http(limits, app, peer, TokioIo::new(stream), h2, stop, &refusals).await;
-                    drop(seat);
+                    let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+                    match (alpn, turn) {
+                        // A browser's TURN client offers no ALPN, and every browser's web
+                        // request does: only a client without one may be TURN, and its first
+                        // bytes say whether it is.
+                        (None, Some(turn)) => {
+                            let Some((first, stream)) =
+                                first_bytes(stream, limits.header_timeout).await
+                            else {
+                                return;
+                            };
+                            if first.first().is_some_and(|b| *b < 4) {
+                                drop(seat);
+                                turn.serve_tls(Prefixed::new(first, stream), peer).await;
+                            } else {
+                                let io = TokioIo::new(Prefixed::new(first, stream));
+                                http(limits, app, peer, io, false, stop, &refusals).await;
+                                drop(seat);
+                            }
+                        }
+                        (alpn, _) => {
+                            let h2 = alpn.as_deref() == Some(b"h2");
+                            http(limits, app, peer, TokioIo::new(stream), h2, stop, &refusals)
+                                .await;
+                            drop(seat);
+                        }
+                    }
                 });
             }
         }
@@ -129,6 +157,20 @@ pub async fn serve(
     })
     .await;
     Ok(())
+}
+
+/// The first bytes a client sends after its handshake (within `within`), and the stream to read
+/// on; `None` when it sends nothing in time or closes.
+async fn first_bytes<S: AsyncRead + Unpin>(
+    mut stream: S,
+    within: Duration,
+) -> Option<(bytes::BytesMut, S)> {
+    use tokio::io::AsyncReadExt;
+    let mut first = bytes::BytesMut::with_capacity(2048);
+    match tokio::time::timeout(within, stream.read_buf(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => Some((first, stream)),
+        _ => None,
+    }
 }
 
 /// One connection's HTTP, with the client's address for the router and the timeouts applied,

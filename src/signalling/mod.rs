@@ -13,6 +13,7 @@ pub mod jwt;
 pub mod listener;
 pub mod origin;
 mod pages;
+mod prefixed;
 pub mod protocol;
 mod rate;
 mod throttle;

@@ -41,6 +41,16 @@ impl TurnOffer {
         Self { secret, ttl, urls }
     }
 
+    /// Also offers TURN over TLS on the HTTPS listener at `public_url` (`https://host[:port]`):
+    /// for a network that lets out only HTTPS. The host is the certificate's, so the browser
+    /// can check it.
+    pub fn with_tls_on(mut self, public_url: &str) -> Self {
+        if let Some(url) = tls_url(public_url) {
+            self.urls.push(url);
+        }
+        self
+    }
+
     /// What one participant is given: the servers, with a credential minted now.
     pub fn ice_servers(&self) -> Vec<IceServerView> {
         use rand::RngCore;
@@ -57,6 +67,19 @@ impl TurnOffer {
             credential: credential.password,
         }]
     }
+}
+
+/// `turns:host:port?transport=tcp` for an `https://` public URL.
+fn tls_url(public_url: &str) -> Option<String> {
+    let rest = public_url.strip_prefix("https://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let with_port = match authority.rsplit_once(':') {
+        Some((_, port)) if !port.ends_with(']') && port.parse::<u16>().is_ok() => {
+            authority.to_string()
+        }
+        _ => format!("{authority}:443"),
+    };
+    (!authority.is_empty()).then(|| format!("turns:{with_port}?transport=tcp"))
 }
 
 #[cfg(test)]
@@ -90,6 +113,17 @@ mod tests {
             a[0].credential,
             TurnSecret::new("s").password(&a[0].username)
         );
+        let tls = offer.clone().with_tls_on("https://meet.school.example");
+        assert_eq!(
+            tls.urls.last().unwrap(),
+            "turns:meet.school.example:443?transport=tcp"
+        );
+        let tls = offer.clone().with_tls_on("https://[2001:db8::1]:8443/");
+        assert_eq!(
+            tls.urls.last().unwrap(),
+            "turns:[2001:db8::1]:8443?transport=tcp"
+        );
+        assert_eq!(offer.clone().with_tls_on("http://x").urls.len(), 4);
         let json = serde_json::to_value(&a[0]).unwrap();
         assert!(json["urls"].is_array() && json["username"].is_string());
         assert!(json["credential"].is_string());

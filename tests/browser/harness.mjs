@@ -138,6 +138,30 @@ function run(cmd, args, { env, input, timeoutMs }) {
   });
 }
 
+/**
+ * A `zaal.request` for a server whose public name the test's resolver does not know: requests
+ * go to `address`:`port` with `host` as the TLS name and Host header, trusting `ca`.
+ */
+export function requestTo({ address, port, host, ca }) {
+  return (method, urlPath, options = {}) =>
+    new Promise((resolve, reject) => {
+      const req = https.request({
+        host: address, port, servername: host, path: urlPath, method,
+        headers: { Host: `${host}:${port}`, ...(options.headers ?? {}) },
+        ca,
+      }, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => {
+          const setCookie = res.headers['set-cookie'] ?? [];
+          resolve({ status: res.statusCode, text, cookies: Array.isArray(setCookie) ? setCookie : [setCookie] });
+        });
+      });
+      req.on('error', reject);
+      req.end(options.body);
+    });
+}
+
 /** One `zaal serve` on ephemeral ports, with its own temporary data and log directories. */
 export class Zaal {
   /**

@@ -20,7 +20,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 // Pebble must be told Zaal's port before Zaal starts: hence free ports picked in advance.
-import { Browser, Zaal, freePort, log, waitForMedia, waitUntil } from './harness.mjs';
+import { Browser, Zaal, freePort, log, requestTo, waitForMedia, waitUntil } from './harness.mjs';
 
 const HOST = 'zaal.test';
 const ROOM = 'https-test';
@@ -143,7 +143,8 @@ before(async () => {
   // Node's requests trust Pebble's root; Chromium trusts the leaf's public key, and resolves
   // the test's name to loopback.
   zaal.ca = await pebbleRoot(pebble.management);
-  zaal.request = wrapWithResolve(zaal.request.bind(zaal), port);
+  // Node has no resolver rule: the harness's requests to HOST go to 127.0.0.1.
+  zaal.request = requestTo({ address: '127.0.0.1', port, host: HOST, ca: zaal.ca });
   const spki = crypto.createHash('sha256').update(leaf.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
   browser = await Browser.launch(zaal.base, {
     args: [`--ignore-certificate-errors-spki-list=${spki}`, `--host-resolver-rules=MAP ${HOST} 127.0.0.1`],
@@ -152,29 +153,6 @@ before(async () => {
   await zaal.createRoom(session, ROOM);
   zaal.session = session;
 }, { timeout: 180000 });
-
-/** Node has no resolver rule: the harness's requests to HOST go to 127.0.0.1, with HOST as the TLS name. */
-function wrapWithResolve(request, port) {
-  return async (method, urlPath, options = {}) => {
-    const https = await import('node:https');
-    return new Promise((resolve, reject) => {
-      const req = https.request({
-        host: '127.0.0.1', port, servername: HOST, path: urlPath, method,
-        headers: { Host: `${HOST}:${port}`, ...(options.headers ?? {}) },
-        ca: zaal.ca,
-      }, (res) => {
-        let text = '';
-        res.on('data', (d) => (text += d));
-        res.on('end', () => {
-          const setCookie = res.headers['set-cookie'] ?? [];
-          resolve({ status: res.statusCode, text, cookies: Array.isArray(setCookie) ? setCookie : [setCookie] });
-        });
-      });
-      req.on('error', reject);
-      req.end(options.body);
-    });
-  };
-}
 
 after(async () => {
   if (browser) await browser.close();

@@ -19,3 +19,4 @@ mod wire;
 pub use allocations::{AllocationLimits, ClientKey, ClientTransport};
 pub use credentials::{TurnCredential, TurnSecret};
 pub use server::{Handled, TurnConfig, TurnServer};
+pub use stream::TurnStreams;

@@ -141,3 +141,36 @@ mod tests {
         );
     }
 }
+
+/// TURN clients that arrive on another listener (TLS on the HTTPS port): what that listener
+/// hands a connection to once it knows the connection speaks TURN.
+#[derive(Clone)]
+pub struct TurnStreams {
+    pub(crate) edge: Arc<TurnEdge>,
+    pub(crate) occupancy: Arc<Occupancy>,
+}
+
+impl TurnStreams {
+    /// Serves one TURN-over-TLS client until it ends; it takes a seat like a TCP client.
+    pub async fn serve_tls<S>(&self, stream: S, remote: std::net::SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let remote = std::net::SocketAddr::new(canonical_ip(remote.ip()), remote.port());
+        let Ok(seat) = self.occupancy.take(Some(remote.ip())) else {
+            self.edge
+                .counters
+                .turn
+                .quota
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let client = ClientKey {
+            transport: ClientTransport::Tls,
+            addr: remote,
+        };
+        serve_stream(stream, client, &self.edge).await;
+        self.edge.stream_closed(&client);
+        drop(seat);
+    }
+}
