@@ -317,3 +317,66 @@ fn check_config_names_the_tls_keys_at_fault() {
     let (ok, _) = check_config(&[("ZAAL__TLS__SELF_SIGNED", "true")]);
     assert!(ok, "a self-signed trial is a valid configuration");
 }
+
+#[tokio::test]
+async fn turn_over_tls_shares_the_https_port_with_web_clients() {
+    let ca = TestCa::new();
+    let files = tempfile::tempdir().unwrap();
+    ca.leaf(files.path(), "zaal");
+    let cert = files.path().join("zaal.crt");
+    let key = files.path().join("zaal.key");
+    let server = TestServer::start(&[
+        ("ZAAL__TLS__CERT", cert.to_str().unwrap()),
+        ("ZAAL__TLS__KEY", key.to_str().unwrap()),
+    ]);
+    let addr = addr_of(&server.base);
+
+    // A TURN client: TLS without ALPN, then STUN. Its Allocate is answered by TURN (challenged
+    // with 401), on the port that serves the web pages.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(ca.client_config())
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), None);
+    let mut allocate = vec![0x00, 0x03, 0x00, 0x08, 0x21, 0x12, 0xA4, 0x42];
+    allocate.extend_from_slice(&[7; 12]);
+    allocate.extend_from_slice(&[0x00, 0x19, 0x00, 0x04, 17, 0, 0, 0]); // REQUESTED-TRANSPORT UDP
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tls.write_all(&allocate).await.unwrap();
+    let mut header = [0u8; 20];
+    tokio::time::timeout(Duration::from_secs(5), tls.read_exact(&mut header))
+        .await
+        .expect("TURN answers within 5 s")
+        .unwrap();
+    assert_eq!(&header[..2], &[0x01, 0x13], "an Allocate error response");
+    assert_eq!(&header[8..20], &[7; 12], "to this transaction");
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes([header[2], header[3]]))];
+    tls.read_exact(&mut body).await.unwrap();
+    // ERROR-CODE (0x0009) 401 comes first.
+    assert_eq!(&body[..2], &[0x00, 0x09]);
+    assert_eq!((body[6], body[7]), (4, 1), "401 Unauthorized");
+
+    // A web client without ALPN still gets its page, and one with ALPN its HTTP/2.
+    let (ok, status) = curl(&[
+        "--insecure",
+        "--no-alpn",
+        "--output",
+        "/dev/null",
+        "--write-out",
+        "%{http_code} %{http_version}",
+        &server.url("/healthz"),
+    ]);
+    assert!(ok);
+    assert_eq!(status, "200 1.1");
+    let (ok, status) = curl(&[
+        "--insecure",
+        "--output",
+        "/dev/null",
+        "--write-out",
+        "%{http_code} %{http_version}",
+        &server.url("/healthz"),
+    ]);
+    assert!(ok);
+    assert_eq!(status, "200 2");
+}
