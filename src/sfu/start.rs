@@ -112,12 +112,12 @@ pub fn start(
         })
         .unzip();
     let mut tcp_receivers = tcp_receivers.into_iter();
-    let turn_socket = match &config.turn {
+    let turn_sockets = match &config.turn {
         Some(turn) => Some(bind_turn(turn.listen)?),
         None => None,
     };
     let (relay_senders, relay_receivers): (Vec<_>, Vec<_>) = (0..workers)
-        .map(|_| match turn_socket {
+        .map(|_| match turn_sockets {
             Some(_) => {
                 let (to, from) = mpsc::channel::<TcpInput>(WORKER_INPUT_QUEUE);
                 (Some(to), Some(from))
@@ -183,8 +183,8 @@ pub fn start(
         tokio::spawn(super::ice_tcp::listener::serve(listener, edge))
     });
     let mut turn_streams = None;
-    let turn_port = match (turn_socket, &config.turn) {
-        (Some(socket), Some(turn)) => {
+    let turn_port = match (turn_sockets, &config.turn) {
+        (Some((socket, tcp)), Some(turn)) => {
             let addr = socket.local_addr()?;
             let mut nonce_key = [0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce_key);
@@ -203,7 +203,6 @@ pub fn start(
                 counters.clone(),
                 udp,
             ));
-            let tcp = bind_tcp(addr)?;
             let occupancy =
                 crate::occupancy::Occupancy::new(turn.limits.total, turn.limits.per_address);
             turn_streams = Some(super::turn::TurnStreams {
@@ -253,11 +252,28 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// The TURN port (non-blocking, for the main runtime).
-fn bind_turn(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    let socket = std::net::UdpSocket::bind(addr)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket)
+/// The TURN port, UDP and TCP on the same number (non-blocking, for the main runtime).
+///
+/// Port 0 asks the system for a UDP port, and that number may already be in use for TCP
+/// (it keeps its own ephemeral ports): then another number is tried, a bounded few times.
+fn bind_turn(addr: SocketAddr) -> std::io::Result<(std::net::UdpSocket, tokio::net::TcpListener)> {
+    const ATTEMPTS_FOR_ANY_PORT: usize = 16;
+    let attempts = if addr.port() == 0 {
+        ATTEMPTS_FOR_ANY_PORT
+    } else {
+        1
+    };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let socket = std::net::UdpSocket::bind(addr)?;
+        socket.set_nonblocking(true)?;
+        match bind_tcp(socket.local_addr()?) {
+            Ok(tcp) => return Ok((socket, tcp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last_error = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::AddrInUse)))
 }
 
 /// What a worker thread is handed besides its core: the focus's commands, where its events
